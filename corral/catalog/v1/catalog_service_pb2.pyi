@@ -1,0 +1,246 @@
+from corral.catalog.v1 import resources_pb2 as _resources_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class StartPosition(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    START_POSITION_UNSPECIFIED: _ClassVar[StartPosition]
+    START_POSITION_EARLIEST: _ClassVar[StartPosition]
+    START_POSITION_LATEST: _ClassVar[StartPosition]
+START_POSITION_UNSPECIFIED: StartPosition
+START_POSITION_EARLIEST: StartPosition
+START_POSITION_LATEST: StartPosition
+
+class CreateDatasetRequest(_message.Message):
+    __slots__ = ("name", "description", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CreateDatasetResponse(_message.Message):
+    __slots__ = ("dataset",)
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    dataset: _resources_pb2.Dataset
+    def __init__(self, dataset: _Optional[_Union[_resources_pb2.Dataset, _Mapping]] = ...) -> None: ...
+
+class GetDatasetRequest(_message.Message):
+    __slots__ = ("dataset_id", "name")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    name: str
+    def __init__(self, dataset_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class GetDatasetResponse(_message.Message):
+    __slots__ = ("dataset",)
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    dataset: _resources_pb2.Dataset
+    def __init__(self, dataset: _Optional[_Union[_resources_pb2.Dataset, _Mapping]] = ...) -> None: ...
+
+class ListDatasetsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDatasetsResponse(_message.Message):
+    __slots__ = ("datasets", "next_page_token")
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    datasets: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Dataset]
+    next_page_token: str
+    def __init__(self, datasets: _Optional[_Iterable[_Union[_resources_pb2.Dataset, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteDatasetRequest(_message.Message):
+    __slots__ = ("dataset_id",)
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    def __init__(self, dataset_id: _Optional[str] = ...) -> None: ...
+
+class DeleteDatasetResponse(_message.Message):
+    __slots__ = ("deleted_items",)
+    DELETED_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    deleted_items: int
+    def __init__(self, deleted_items: _Optional[int] = ...) -> None: ...
+
+class CreateItemRequest(_message.Message):
+    __slots__ = ("dataset_id", "dir", "name", "type", "size", "sha256", "blob_key", "description", "user_metadata", "duplicate_policy", "request_id")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    DIR_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    BLOB_KEY_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    USER_METADATA_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    dir: str
+    name: str
+    type: _resources_pb2.ItemType
+    size: int
+    sha256: str
+    blob_key: str
+    description: str
+    user_metadata: _struct_pb2.Struct
+    duplicate_policy: _resources_pb2.DuplicatePolicy
+    request_id: str
+    def __init__(self, dataset_id: _Optional[str] = ..., dir: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[_Union[_resources_pb2.ItemType, str]] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., blob_key: _Optional[str] = ..., description: _Optional[str] = ..., user_metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., duplicate_policy: _Optional[_Union[_resources_pb2.DuplicatePolicy, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CreateItemResponse(_message.Message):
+    __slots__ = ("item", "outcome", "released_blob_keys")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_BLOB_KEYS_FIELD_NUMBER: _ClassVar[int]
+    item: _resources_pb2.Item
+    outcome: _resources_pb2.CreateOutcome
+    released_blob_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ..., outcome: _Optional[_Union[_resources_pb2.CreateOutcome, str]] = ..., released_blob_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetItemRequest(_message.Message):
+    __slots__ = ("item_id", "dataset_id", "filename")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    dataset_id: str
+    filename: str
+    def __init__(self, item_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., filename: _Optional[str] = ...) -> None: ...
+
+class GetItemResponse(_message.Message):
+    __slots__ = ("item",)
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    item: _resources_pb2.Item
+    def __init__(self, item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ...) -> None: ...
+
+class ListItemsRequest(_message.Message):
+    __slots__ = ("dataset_id", "dir", "recursive", "page_size", "page_token")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    DIR_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    dir: str
+    recursive: bool
+    page_size: int
+    page_token: str
+    def __init__(self, dataset_id: _Optional[str] = ..., dir: _Optional[str] = ..., recursive: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListItemsResponse(_message.Message):
+    __slots__ = ("items", "next_page_token")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Item]
+    next_page_token: str
+    def __init__(self, items: _Optional[_Iterable[_Union[_resources_pb2.Item, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateItemRequest(_message.Message):
+    __slots__ = ("item", "update_mask")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    item: _resources_pb2.Item
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateItemResponse(_message.Message):
+    __slots__ = ("item",)
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    item: _resources_pb2.Item
+    def __init__(self, item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ...) -> None: ...
+
+class DeleteItemRequest(_message.Message):
+    __slots__ = ("item_id",)
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    def __init__(self, item_id: _Optional[str] = ...) -> None: ...
+
+class DeleteItemResponse(_message.Message):
+    __slots__ = ("deleted_items",)
+    DELETED_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    deleted_items: int
+    def __init__(self, deleted_items: _Optional[int] = ...) -> None: ...
+
+class UpdateSystemMetadataRequest(_message.Message):
+    __slots__ = ("item_id", "system", "expected_blob_key")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    SYSTEM_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_BLOB_KEY_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    system: _struct_pb2.Struct
+    expected_blob_key: str
+    def __init__(self, item_id: _Optional[str] = ..., system: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., expected_blob_key: _Optional[str] = ...) -> None: ...
+
+class UpdateSystemMetadataResponse(_message.Message):
+    __slots__ = ("item",)
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    item: _resources_pb2.Item
+    def __init__(self, item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ...) -> None: ...
+
+class SubscribeRequest(_message.Message):
+    __slots__ = ("consumer_group", "start_cursor", "start_position", "event_types", "dataset_id")
+    CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    START_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    START_POSITION_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    consumer_group: str
+    start_cursor: str
+    start_position: StartPosition
+    event_types: _containers.RepeatedScalarFieldContainer[_resources_pb2.EventType]
+    dataset_id: str
+    def __init__(self, consumer_group: _Optional[str] = ..., start_cursor: _Optional[str] = ..., start_position: _Optional[_Union[StartPosition, str]] = ..., event_types: _Optional[_Iterable[_Union[_resources_pb2.EventType, str]]] = ..., dataset_id: _Optional[str] = ...) -> None: ...
+
+class SubscribeResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: _resources_pb2.ItemEvent
+    def __init__(self, event: _Optional[_Union[_resources_pb2.ItemEvent, _Mapping]] = ...) -> None: ...
+
+class AckEventsRequest(_message.Message):
+    __slots__ = ("consumer_group", "cursor")
+    CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    consumer_group: str
+    cursor: str
+    def __init__(self, consumer_group: _Optional[str] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class AckEventsResponse(_message.Message):
+    __slots__ = ("committed_cursor",)
+    COMMITTED_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    committed_cursor: str
+    def __init__(self, committed_cursor: _Optional[str] = ...) -> None: ...
+
+class GetConsumerGroupRequest(_message.Message):
+    __slots__ = ("consumer_group",)
+    CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    consumer_group: str
+    def __init__(self, consumer_group: _Optional[str] = ...) -> None: ...
+
+class GetConsumerGroupResponse(_message.Message):
+    __slots__ = ("consumer_group", "committed_cursor", "head_cursor", "pending_events")
+    CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    HEAD_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    PENDING_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    consumer_group: str
+    committed_cursor: str
+    head_cursor: str
+    pending_events: int
+    def __init__(self, consumer_group: _Optional[str] = ..., committed_cursor: _Optional[str] = ..., head_cursor: _Optional[str] = ..., pending_events: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,103 @@
+"""Starts a corral service as a child process and waits until it serves.
+
+Used by `corral up` and by the tests: the child binds the address it is given (port 0 picks
+a free port), writes the real port to a port file, and reports SERVING on gRPC health.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+SERVICES = ("catalog", "upload", "preprocess")
+
+
+def wait_serving(addr: str, timeout: float = 30.0, service: str = "") -> None:
+    """Blocks until the gRPC health check at `addr` answers SERVING."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    with grpc.insecure_channel(addr) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError as exc:
+                last_error = exc
+            time.sleep(0.05)
+    raise TimeoutError(f"{addr} did not become SERVING within {timeout}s: {last_error}")
+
+
+class ServiceProcess:
+    """One service in a child process: `python -m services.<name> --addr HOST:PORT ...`."""
+
+    def __init__(self, name: str, addr: str, args: list[str] | None = None,
+                 env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
+        if name not in SERVICES:
+            raise ValueError(f"unknown service {name!r}")
+        self.name, self.requested_addr = name, addr
+        self.args, self.env, self.log_path = list(args or []), env, log_path
+        self.proc: subprocess.Popen | None = None
+        self.addr = ""
+        self._port_file = Path(tempfile.mkdtemp(prefix=f"corral-{name}-")) / "port"
+        self._log = None
+
+    def start(self, timeout: float = 60.0) -> ServiceProcess:
+        env = {**os.environ, **(self.env or {})}
+        cmd = [sys.executable, "-m", f"services.{self.name}", "--addr", self.requested_addr,
+               "--port-file", str(self._port_file), *self.args]
+        self._log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=self._log)
+        deadline = time.monotonic() + timeout
+        while not self._port_file.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} at start"
+                                   + (f"; see {self.log_path}" if self.log_path else ""))
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"{self.name} did not report its port within {timeout}s")
+            time.sleep(0.02)
+        host = self.requested_addr.rsplit(":", 1)[0]
+        self.addr = f"{host}:{self._port_file.read_text().strip()}"
+        wait_serving(self.addr, timeout=max(1.0, deadline - time.monotonic()))
+        return self
+
+    def signal(self, sig: int) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, then SIGKILL if it has not exited within `timeout`. Returns the exit code."""
+        if self.proc is None:
+            return None
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> ServiceProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

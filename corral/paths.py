@@ -1,0 +1,67 @@
+"""Item names and folder paths: one set of rules for the SDK, the upload service and the catalog.
+
+Bad names are refused, never silently rewritten, so a traversal attempt cannot land anywhere
+unexpected. Blob keys are server-generated and never derived from these names.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from corral.errors import InvalidArgument
+
+MAX_NAME_LENGTH = 255
+MAX_PATH_LENGTH = 1024
+_FORBIDDEN = {"/": "'/'", "\\": "a backslash", "\x00": "NUL"}
+
+
+def check_name(name: str, field: str = "name") -> str:
+    """Returns the NFC form of a single path component, or raises InvalidArgument."""
+    name = unicodedata.normalize("NFC", name)
+    if not name or not name.strip():
+        raise InvalidArgument(f"{field} must not be empty")
+    if name in (".", ".."):
+        raise InvalidArgument(f"{field} must not be '.' or '..'")
+    for char, label in _FORBIDDEN.items():
+        if char in name:
+            raise InvalidArgument(f"{field} must not contain {label}: {name!r}")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise InvalidArgument(f"{field} must not contain control characters: {name!r}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidArgument(f"{field} is longer than {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def normalize_dir(path: str, field: str = "dir") -> str:
+    """Returns a folder path as "/" or "/a/b": leading slash added, repeated and trailing
+    slashes folded; '.', '..', backslashes, NUL and control characters are refused."""
+    if "\\" in path:
+        raise InvalidArgument(f"{field} must not contain a backslash: {path!r}")
+    parts = [p for p in path.split("/") if p]
+    for part in parts:
+        check_name(part, field)
+    normalized = "/" + "/".join(unicodedata.normalize("NFC", p) for p in parts)
+    if len(normalized) > MAX_PATH_LENGTH:
+        raise InvalidArgument(f"{field} is longer than {MAX_PATH_LENGTH} characters")
+    return normalized
+
+
+def join(dir_path: str, name: str) -> str:
+    """The full filename of `name` inside the normalized folder `dir_path`."""
+    return f"/{name}" if dir_path == "/" else f"{dir_path}/{name}"
+
+
+def split_filename(filename: str, field: str = "filename") -> tuple[str, str]:
+    """Splits "/a/b/c.jpg" into ("/a/b", "c.jpg"), validating both parts."""
+    full = normalize_dir(filename, field)
+    if full == "/":
+        raise InvalidArgument(f"{field} must name an item, not the root folder")
+    dir_path, _, name = full.rpartition("/")
+    return (dir_path or "/"), name
+
+
+def ancestors(dir_path: str) -> list[str]:
+    """Every folder from the root down to `dir_path` itself, excluding "/": "/a/b" ->
+    ["/a", "/a/b"]."""
+    parts = [p for p in dir_path.split("/") if p]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]

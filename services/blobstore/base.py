@@ -1,0 +1,55 @@
+"""The blob store interface. Keys are server-generated ("items/<dataset>/<uuid>",
+"thumbnails/<item>/<uuid>.jpg"), never derived from user-supplied names."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class BlobWriter(abc.ABC):
+    """Receives an object's bytes in order. Nothing is visible at the key until commit();
+    abort() (or any failure before commit) leaves nothing behind."""
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Makes the object durable and visible at its key."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Discards everything written; safe to call more than once or after a failure."""
+
+
+class BlobStore(abc.ABC):
+    @abc.abstractmethod
+    def open_writer(self, key: str) -> BlobWriter: ...
+
+    @abc.abstractmethod
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Writes a small object (a thumbnail) durably in one call."""
+
+    @abc.abstractmethod
+    def iter_chunks(self, key: str, offset: int = 0, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """Streams the object's bytes from `offset`. Raises corral.errors.NotFound if missing."""
+
+    @abc.abstractmethod
+    def size(self, key: str) -> int:
+        """Raises corral.errors.NotFound if missing."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Removes the object; a missing key is not an error."""
+
+    @abc.abstractmethod
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        """A readable local file with the object's bytes (the file itself for the fs store, a
+        temporary download for S3), for decoders that want a path."""

@@ -1,0 +1,87 @@
+"""Turns domain errors (corral.errors) into gRPC statuses in one place.
+
+Unexpected exceptions are logged with their traceback and answered INTERNAL with a short
+reference, never with the traceback itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from corral.errors import CorralError
+
+log = logging.getLogger("corral.rpc")
+
+
+async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
+    if isinstance(exc, CorralError):
+        await context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
+    ref = uuid.uuid4().hex[:12]
+    log.error("unhandled error", exc_info=exc, extra={"method": method, "ref": ref})
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref})")
+
+
+def _log_done(method: str, started: float, context: grpc.aio.ServicerContext) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        ms = round((time.perf_counter() - started) * 1000, 2)
+        log.debug("rpc", extra={"method": method, "ms": ms, "code": str(context.code())})
+
+
+def _wrap_unary_response(behavior: Callable[..., Awaitable[Any]], method: str):
+    async def wrapper(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        try:
+            return await behavior(request_or_iterator, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort_for(exc, context, method)
+        finally:
+            _log_done(method, started, context)
+
+    return wrapper
+
+
+def _wrap_stream_response(behavior: Callable[..., Any], method: str):
+    async def wrapper(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        try:
+            async for response in behavior(request_or_iterator, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort_for(exc, context, method)
+        finally:
+            _log_done(method, started, context)
+
+    return wrapper
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary_response(handler.unary_unary, method),
+                handler.request_deserializer, handler.response_serializer)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary_response(handler.stream_unary, method),
+                handler.request_deserializer, handler.response_serializer)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream_response(handler.unary_stream, method),
+                handler.request_deserializer, handler.response_serializer)
+        return grpc.stream_stream_rpc_method_handler(
+            _wrap_stream_response(handler.stream_stream, method),
+            handler.request_deserializer, handler.response_serializer)

@@ -1,0 +1,102 @@
+"""Runs one gRPC service: health checking, reflection, domain-error mapping, the real port
+reported (log line and optional port file), and a graceful stop on SIGTERM/SIGINT.
+
+Each service's __main__ builds its servicers and calls `run(...)`:
+
+    run("catalog", config.addr, register, grace=config.grace_seconds, port_file=config.port_file)
+
+where `register(server)` adds the servicers and returns (service full names, cleanup coroutine
+or None). The cleanup runs after the server stopped accepting and in-flight calls finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from services.common.errors_interceptor import ErrorInterceptor
+
+log = logging.getLogger("corral.server")
+
+Cleanup = Callable[[], Awaitable[None]] | None
+Register = Callable[[grpc.aio.Server], Awaitable[tuple[list[str], Cleanup]]]
+
+# Chunks are up to a few MiB; leave headroom over gRPC's 4 MiB default.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),
+]
+
+
+class RunningServer:
+    """A started server: its real port, its health servicer, and how to stop it."""
+
+    def __init__(self, name: str, server: grpc.aio.Server, health: HealthServicer, port: int,
+                 services: list[str], cleanup: Cleanup) -> None:
+        self.name, self.server, self.health, self.port = name, server, health, port
+        self.services, self._cleanup = services, cleanup
+
+    async def stop(self, grace: float) -> None:
+        """NOT_SERVING at once, refuse new calls, let in-flight ones finish within `grace`."""
+        log.info("stopping", extra={"service": self.name, "grace_s": grace})
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        if self._cleanup is not None:
+            await self._cleanup()
+        log.info("stopped", extra={"service": self.name})
+
+
+async def start(name: str, addr: str, register: Register) -> RunningServer:
+    """Builds, binds and starts the server; `addr` may use port 0."""
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=SERVER_OPTIONS)
+    services, cleanup = await register(server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(addr)
+    if port == 0:
+        raise OSError(f"{name}: cannot bind {addr}")
+    await server.start()
+    for service in ["", *services]:
+        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(name, server, health, port, services, cleanup)
+
+
+def bound_address(addr: str, port: int) -> str:
+    host = addr.rsplit(":", 1)[0]
+    return f"{host}:{port}"
+
+
+async def serve(name: str, addr: str, register: Register, *, grace: float,
+                port_file: str = "") -> None:
+    """Runs until SIGTERM or SIGINT, then stops gracefully."""
+    running = await start(name, addr, register)
+    real = bound_address(addr, running.port)
+    if port_file:
+        tmp = Path(f"{port_file}.tmp")
+        tmp.write_text(str(running.port))
+        os.replace(tmp, port_file)
+    log.info("listening", extra={"service": name, "addr": real, "port": running.port})
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    await stop_requested.wait()
+    await running.stop(grace)
+
+
+def run(name: str, addr: str, register: Register, *, grace: float, port_file: str = "") -> None:
+    asyncio.run(serve(name, addr, register, grace=grace, port_file=port_file))

@@ -1,0 +1,20 @@
+"""Client-side gRPC helpers shared by the SDK and by services that call one another."""
+
+from __future__ import annotations
+
+import grpc
+
+from corral.errors import CorralError, error_for_code
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+
+
+def translate(exc: grpc.RpcError) -> CorralError:
+    """The CorralError for a failed call (sync or aio), keeping the server's message."""
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    return error_for_code(code.name if code else "UNKNOWN", details or (code.name if code else ""))

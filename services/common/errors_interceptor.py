@@ -6,6 +6,7 @@ reference, never with the traceback itself.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 import uuid
@@ -49,6 +50,10 @@ def _wrap_unary_response(behavior: Callable[..., Awaitable[Any]], method: str):
 
 
 def _wrap_stream_response(behavior: Callable[..., Any], method: str):
+    # Streaming handlers are either async generators or coroutines that call context.write().
+    if not inspect.isasyncgenfunction(behavior):
+        return _wrap_unary_response(behavior, method)
+
     async def wrapper(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
         try:

@@ -1,0 +1,94 @@
+"""Protobuf messages -> plain dicts a user can print, compare and JSON-dump."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from google.protobuf import message, timestamp_pb2
+
+from corral.catalog.v1 import resources_pb2
+from corral.structs import struct_to_dict
+
+ItemDict = dict[str, Any]
+DatasetDict = dict[str, Any]
+EventDict = dict[str, Any]
+
+ITEM_TYPES = {
+    resources_pb2.ITEM_TYPE_UNSPECIFIED: "unspecified",
+    resources_pb2.ITEM_TYPE_FILE: "file",
+    resources_pb2.ITEM_TYPE_DIR: "dir",
+    resources_pb2.ITEM_TYPE_LINK: "link",
+}
+OUTCOMES = {
+    resources_pb2.CREATE_OUTCOME_UNSPECIFIED: "unspecified",
+    resources_pb2.CREATE_OUTCOME_CREATED: "created",
+    resources_pb2.CREATE_OUTCOME_SKIPPED: "skipped",
+    resources_pb2.CREATE_OUTCOME_OVERWRITTEN: "overwritten",
+}
+EVENT_TYPES = {
+    resources_pb2.EVENT_TYPE_UNSPECIFIED: "unspecified",
+    resources_pb2.EVENT_TYPE_CREATED: "created",
+    resources_pb2.EVENT_TYPE_UPDATED: "updated",
+    resources_pb2.EVENT_TYPE_DELETED: "deleted",
+}
+EVENT_TYPES_BY_NAME = {name: value for value, name in EVENT_TYPES.items()}
+DUPLICATE_POLICIES = {
+    "skip": resources_pb2.DUPLICATE_POLICY_SKIP,
+    "overwrite": resources_pb2.DUPLICATE_POLICY_OVERWRITE,
+    "fail": resources_pb2.DUPLICATE_POLICY_FAIL,
+}
+
+
+def timestamp_to_iso(ts: timestamp_pb2.Timestamp) -> str | None:
+    if ts.seconds == 0 and ts.nanos == 0:
+        return None
+    return ts.ToDatetime(tzinfo=UTC).isoformat()
+
+
+def item_to_dict(item: resources_pb2.Item) -> ItemDict:
+    return {
+        "id": item.id,
+        "dataset_id": item.dataset_id,
+        "dir": item.dir,
+        "name": item.name,
+        "filename": item.filename,
+        "type": ITEM_TYPES.get(item.type, "unspecified"),
+        "size": item.size,
+        "sha256": item.sha256,
+        "description": item.description,
+        "metadata": {
+            "system": struct_to_dict(item.metadata.system),
+            "user": struct_to_dict(item.metadata.user),
+        },
+        "create_time": timestamp_to_iso(item.create_time),
+        "update_time": timestamp_to_iso(item.update_time),
+    }
+
+
+def dataset_to_dict(dataset: resources_pb2.Dataset) -> DatasetDict:
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "description": dataset.description,
+        "project": dataset.project,
+        "create_time": timestamp_to_iso(dataset.create_time),
+        "item_count": dataset.item_count,
+    }
+
+
+def event_to_dict(event: resources_pb2.ItemEvent) -> EventDict:
+    return {
+        "cursor": event.cursor,
+        "type": EVENT_TYPES.get(event.type, "unspecified"),
+        "item_id": event.item_id,
+        "dataset_id": event.dataset_id,
+        "item": item_to_dict(event.item) if event.HasField("item") else None,
+        "create_time": timestamp_to_iso(event.create_time),
+    }
+
+
+def scalar_fields_to_dict(msg: message.Message) -> dict[str, Any]:
+    """Every scalar field by its proto name, defaults included and int64 kept as int
+    (MessageToDict would turn int64 into strings)."""
+    return {field.name: getattr(msg, field.name) for field in msg.DESCRIPTOR.fields}

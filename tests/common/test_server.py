@@ -1,0 +1,119 @@
+"""The shared server runner: port 0, health, reflection, error mapping, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from corral import errors
+from services.common import server as runner
+
+SERVICE = "corral.test.v1.ProbeService"
+
+
+def _probe_handler(behavior):
+    async def handle(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return await behavior(request)
+
+    return grpc.method_handlers_generic_handler(SERVICE, {
+        "Call": grpc.unary_unary_rpc_method_handler(handle),
+    })
+
+
+async def _start(behavior) -> runner.RunningServer:
+    async def register(server: grpc.aio.Server):
+        server.add_generic_rpc_handlers((_probe_handler(behavior),))
+        return [SERVICE], None
+
+    return await runner.start("probe", "127.0.0.1:0", register)
+
+
+def _call(channel: grpc.aio.Channel):
+    return channel.unary_unary(f"/{SERVICE}/Call")(b"x", timeout=5)
+
+
+@pytest.mark.parametrize("exc", [
+    errors.InvalidArgument("spec.name must not be empty"),
+    errors.NotFound("dataset 'x' not found"),
+    errors.DataLoss("sha256 mismatch"),
+    errors.AlreadyExists("/a.jpg exists"),
+])
+def test_domain_errors_become_their_status(exc: errors.CorralError) -> None:
+    async def scenario() -> None:
+        async def fail(_: bytes) -> bytes:
+            raise exc
+
+        running = await _start(fail)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await _call(channel)
+            assert caught.value.code().name == exc.code
+            assert caught.value.details() == exc.message
+        finally:
+            await running.stop(1)
+
+    asyncio.run(scenario())
+
+
+def test_unexpected_errors_are_internal_without_traceback() -> None:
+    async def scenario() -> None:
+        async def crash(_: bytes) -> bytes:
+            raise KeyError("secret-internal-detail")
+
+        running = await _start(crash)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await _call(channel)
+            assert caught.value.code() == grpc.StatusCode.INTERNAL
+            assert "secret-internal-detail" not in caught.value.details()
+            assert "Traceback" not in caught.value.details()
+        finally:
+            await running.stop(1)
+
+    asyncio.run(scenario())
+
+
+def test_health_reflection_and_graceful_stop() -> None:
+    async def scenario() -> None:
+        release = asyncio.Event()
+
+        async def slow(_: bytes) -> bytes:
+            await release.wait()
+            return b"done"
+
+        running = await _start(slow)
+        assert running.port > 0
+        addr = f"127.0.0.1:{running.port}"
+        async with grpc.aio.insecure_channel(addr) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for name in ("", SERVICE):
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=name))
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            request = reflection_pb2.ServerReflectionRequest(list_services="")
+            replies = [r async for r in stub.ServerReflectionInfo(iter([request]))]
+            listed = {s.name for s in replies[0].list_services_response.service}
+            assert {SERVICE, "grpc.health.v1.Health"} <= listed
+
+            watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+            in_flight = asyncio.ensure_future(_call(channel))
+            await asyncio.sleep(0.2)
+            stopping = asyncio.ensure_future(running.stop(5))
+            # Watchers learn NOT_SERVING at once, before the in-flight call is done.
+            update = await asyncio.wait_for(watch.read(), 2)
+            assert update.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert not in_flight.done()
+            watch.cancel()
+            release.set()
+            assert await in_flight == b"done"  # the in-flight call finished within the grace
+            await stopping
+
+    asyncio.run(scenario())

@@ -1,0 +1,88 @@
+"""Benchmark helpers: start the real services on free loopback ports, read peak memory, and
+print/record results (baseline and corral from the same run, with their ratio)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from corral.launcher import ServiceProcess
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@contextlib.contextmanager
+def running_services(names: tuple[str, ...] = ("catalog", "upload", "preprocess"),
+                     env: dict[str, str] | None = None,
+                     data_dir: Path | None = None) -> Iterator[dict[str, ServiceProcess]]:
+    """Starts the named services (catalog first) sharing one data directory."""
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="corral-bench-")))
+        base_env = {"CORRAL_DATA_DIR": str(data_dir), "CORRAL_LOG_LEVEL": "warning", **(env or {})}
+        started: dict[str, ServiceProcess] = {}
+        for name in names:
+            service_env = dict(base_env)
+            if name != "catalog" and "catalog" in started:
+                service_env["CORRAL_CATALOG_ADDR"] = started["catalog"].addr
+            service = ServiceProcess(name, "127.0.0.1:0", env=service_env,
+                                     log_path=data_dir / f"{name}.log")
+            stack.callback(service.stop)
+            started[name] = service.start()
+        yield started
+
+
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a live process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def machine() -> str:
+    cpu = "unknown cpu"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores, {cpu}, {mem_gib:.0f} GiB, Python {platform.python_version()}"
+
+
+class Timer:
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def record(bench: str, rows: list[dict]) -> None:
+    """Prints the rows and appends them, with date and machine, to bench/results/<bench>.json."""
+    RESULTS.mkdir(exist_ok=True)
+    entry = {"bench": bench, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+             "machine": machine(), "rows": rows}
+    with (RESULTS / f"{bench}.json").open("a") as out:
+        out.write(json.dumps(entry) + "\n")
+    print(f"\n## {bench} — {entry['date']} — {entry['machine']}")
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    print("| " + " | ".join(keys) + " |")
+    print("|" + " --- |" * len(keys))
+    for row in rows:
+        print("| " + " | ".join(_fmt(row.get(k, "")) for k in keys) + " |")
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if value < 10 else f"{value:,.1f}"
+    return str(value)

@@ -1,0 +1,71 @@
+"""python -m services.preprocess [--addr HOST:PORT] [--catalog-addr A] [--processes N] ...
+
+Subscribes to the catalog's CREATED events, writes file info and thumbnails back, and serves
+GetStats. On SIGTERM: stop taking events, let in-flight items finish within the grace
+period, abandon the rest unacked, commit progress, stop the decoding processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sys
+
+import grpc
+
+from corral.preprocess.v1 import preprocess_service_pb2_grpc as pb_grpc
+from services.blobstore import open_blob_store
+from services.common.config import load
+from services.common.logs import setup_logging
+from services.common.server import run
+from services.preprocess.catalog_client import GrpcCatalog
+from services.preprocess.config import PreprocessConfig
+from services.preprocess.decoding import DecodeLimits
+from services.preprocess.pool import DecodePool
+from services.preprocess.processor import ItemProcessor
+from services.preprocess.servicer import SERVICE_NAME, PreprocessServicer
+from services.preprocess.worker import Worker
+
+log = logging.getLogger("corral.preprocess")
+
+
+def build_pool(config: PreprocessConfig) -> DecodePool:
+    limits = DecodeLimits(thumbnail_size=config.thumbnail_size,
+                          max_image_pixels=config.max_image_pixels,
+                          memory_limit_mb=config.memory_limit_mb)
+    store_factory = functools.partial(open_blob_store, config, config.data_path)
+    return DecodePool(config.pool_processes, store_factory, limits,
+                      config.task_timeout_seconds)
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = load(PreprocessConfig, sys.argv[1:] if argv is None else argv,
+                  description="corral preprocess service")
+    setup_logging(config.log_level, config.log_format)
+    store = open_blob_store(config, config.data_path)
+    pool = build_pool(config)
+
+    async def register(server: grpc.aio.Server):
+        catalog = GrpcCatalog(config.catalog_addr)
+        processor = ItemProcessor(catalog, pool, store, config.max_attempts)
+        worker = Worker(catalog, processor, config.consumer_group, config.max_in_flight)
+        pb_grpc.add_PreprocessServiceServicer_to_server(PreprocessServicer(worker), server)
+        worker.start()
+        log.info("worker started", extra={"catalog": config.catalog_addr,
+                                          "group": config.consumer_group,
+                                          "processes": pool.processes})
+
+        async def cleanup() -> None:
+            await worker.stop(config.grace_seconds)
+            await asyncio.to_thread(pool.stop)
+            await catalog.close()
+
+        return [SERVICE_NAME], cleanup
+
+    run("preprocess", config.addr, register, grace=config.grace_seconds,
+        port_file=config.port_file)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""What the worker needs from the catalog, in plain Python: the adapter in catalog_client.py
+speaks gRPC, tests may pass anything with the same methods."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ItemEvent:
+    cursor: str
+    item_id: str
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    id: str
+    name: str
+    size: int
+    blob_key: str
+    system: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def execution_logs(self) -> dict[str, Any]:
+        logs = self.system.get("executionLogs")
+        return logs if isinstance(logs, dict) else {}
+
+    @property
+    def preprocessed_blob_key(self) -> str | None:
+        """The blob the last preprocessing result (success or failure) was computed from."""
+        record = self.execution_logs.get("preprocess")
+        return record.get("blobKey") if isinstance(record, dict) else None
+
+    @property
+    def thumbnail_key(self) -> str | None:
+        thumbnail = self.system.get("thumbnail")
+        return thumbnail.get("key") if isinstance(thumbnail, dict) else None
+
+
+@dataclass(frozen=True)
+class ConsumerGroupState:
+    committed_cursor: str
+    head_cursor: str
+    pending_events: int
+
+
+class Catalog(Protocol):
+    """Raises corral.errors.CorralError subclasses (NotFound, FailedPrecondition, Unavailable)."""
+
+    def subscribe_created(self, consumer_group: str, start_cursor: str,
+                          on_connected: Callable[[], None]) -> AsyncIterator[ItemEvent]:
+        """CREATED events after `start_cursor`, or after the group's committed cursor;
+        `on_connected()` is called once the stream is open."""
+        ...
+
+    async def get_item(self, item_id: str) -> CatalogItem: ...
+
+    async def update_system_metadata(self, item_id: str, system: dict[str, Any],
+                                     expected_blob_key: str) -> None: ...
+
+    async def ack_events(self, consumer_group: str, cursor: str) -> str: ...
+
+    async def get_consumer_group(self, consumer_group: str) -> ConsumerGroupState: ...
+
+    async def close(self) -> None: ...

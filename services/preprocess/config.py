@@ -1,0 +1,41 @@
+"""Settings of the preprocess service: flags, then CORRAL_* environment variables, then defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from services.common.config import setting
+from services.common.settings import BlobStoreSettings, CommonSettings
+
+
+@dataclass
+class PreprocessConfig(CommonSettings, BlobStoreSettings):
+    addr: str = setting("CORRAL_PREPROCESS_ADDR", "127.0.0.1:50053", "Address to bind")
+    catalog_addr: str = setting("CORRAL_CATALOG_ADDR", "127.0.0.1:50051",
+                                "Catalog service to subscribe to and write results back to")
+    processes: int = setting("CORRAL_PREPROCESS_PROCESSES", 0,
+                             "Decoding worker processes (0: one per CPU core)")
+    consumer_group: str = setting("CORRAL_PREPROCESS_GROUP", "preprocess",
+                                  "Consumer group of the catalog's event stream")
+    thumbnail_size: int = setting("CORRAL_THUMBNAIL_SIZE", 256,
+                                  "Longest side of thumbnails, in pixels")
+    max_image_pixels: int = setting("CORRAL_PREPROCESS_MAX_IMAGE_PIXELS", 100_000_000,
+                                    "Images with more pixels are refused as decompression bombs")
+    task_timeout_seconds: float = setting("CORRAL_PREPROCESS_TASK_TIMEOUT_SECONDS", 60.0,
+                                          "An item taking longer than this is marked failed")
+    memory_limit_mb: int = setting("CORRAL_PREPROCESS_MEMORY_LIMIT_MB", 1024,
+                                   "Address-space limit of each decoding process (0: none)")
+    max_attempts: int = setting("CORRAL_PREPROCESS_MAX_ATTEMPTS", 2,
+                                "Tries per item when its decoding process dies or the blob "
+                                "store fails (bad files fail at once)")
+
+    @property
+    def pool_processes(self) -> int:
+        return self.processes if self.processes > 0 else (os.cpu_count() or 1)
+
+    @property
+    def max_in_flight(self) -> int:
+        """Events worked on at once: enough to keep every process busy while results are
+        written back, few enough that a restart re-delivers little."""
+        return 2 * self.pool_processes

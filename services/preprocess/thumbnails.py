@@ -1,0 +1,175 @@
+"""Image facts and thumbnails with Pillow. Pure functions: a local path in, values out.
+
+Decoding is bounded: only the Pillow decoder matching the sniffed type is tried, images with
+more than `max_pixels` pixels are refused before any pixel is decoded, and JPEGs are decoded
+at a reduced scale (`draft`), so a 12-megapixel photo costs a fraction of a full decode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+ORIENTATION_TAG = 0x0112
+
+# What to apply to the stored pixels to show them upright, per EXIF orientation.
+TRANSPOSE_FOR_ORIENTATION: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+# Sniffed mimetype -> the only Pillow decoders allowed to read it.
+PILLOW_FORMATS: dict[str, tuple[str, ...]] = {
+    "image/jpeg": ("JPEG", "MPO"),
+    "image/png": ("PNG",),
+    "image/apng": ("PNG",),
+    "image/gif": ("GIF",),
+    "image/webp": ("WEBP",),
+    "image/tiff": ("TIFF",),
+    "image/bmp": ("BMP", "DIB"),
+    "image/x-icon": ("ICO",),
+    "image/vnd.adobe.photoshop": ("PSD",),
+    "image/jpx": ("JPEG2000",),
+    "image/avif": ("AVIF",),
+}
+
+# Pillow format -> the codec name reported as `encoding`.
+CODEC_NAMES = {"MPO": "jpeg", "JPEG2000": "jpeg2000", "DIB": "bmp"}
+
+JPEG_QUALITY = 85
+WEBP_QUALITY = 85
+
+
+class ImageError(Exception):
+    """The file claims to be an image but cannot be described; `str()` is the reason."""
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    data: bytes
+    width: int
+    height: int
+    mimetype: str
+    extension: str
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    encoding: str
+    exif_orientation: int
+    width: int
+    height: int
+    mode: str
+    thumbnail: Thumbnail
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        if self.exif_orientation >= 5:  # 5-8 turn the picture by 90 degrees
+            return self.height, self.width
+        return self.width, self.height
+
+
+def is_supported(mimetype: str) -> bool:
+    return mimetype in PILLOW_FORMATS
+
+
+@contextlib.contextmanager
+def _bomb_limit(max_pixels: int) -> Iterator[None]:
+    """Pillow's own decompression-bomb check, with our limit and its warning made an error."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def exif_orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not fail an otherwise good image
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info)
+
+
+def _to_displayable(image: Image.Image) -> Image.Image:
+    """RGB, L, RGBA or LA: the modes thumbnails are resized and encoded in."""
+    if image.mode in ("RGB", "L", "RGBA", "LA"):
+        return image
+    if _has_alpha(image):
+        return image.convert("LA" if image.mode in ("La",) else "RGBA")
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode.startswith("I"):  # 16/32-bit integer samples: keep the top 8 bits
+        return image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+    if image.mode == "F":
+        return image.convert("L")
+    return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, P without transparency
+
+
+def _encode(image: Image.Image) -> Thumbnail:
+    alpha_used = image.mode in ("RGBA", "LA") and image.getextrema()[-1][0] < 255
+    buffer = io.BytesIO()
+    if alpha_used:
+        image.convert("RGBA").save(buffer, "WEBP", quality=WEBP_QUALITY)
+        mimetype, extension = "image/webp", "webp"
+    else:
+        if image.mode in ("RGBA", "LA"):
+            image = image.convert(image.mode[:-1])
+        image.save(buffer, "JPEG", quality=JPEG_QUALITY)
+        mimetype, extension = "image/jpeg", "jpg"
+    return Thumbnail(buffer.getvalue(), image.width, image.height, mimetype, extension)
+
+
+def make_thumbnail(image: Image.Image, orientation: int, size: int) -> Thumbnail:
+    """Long side at most `size`, upright, JPEG when opaque and WebP when transparent.
+    Consumes `image` (drafting changes its decoded size)."""
+    image.draft(None, (size, size))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale
+    small = _to_displayable(image)
+    small.thumbnail((size, size))
+    if orientation in TRANSPOSE_FOR_ORIENTATION:
+        small = small.transpose(TRANSPOSE_FOR_ORIENTATION[orientation])
+    return _encode(small)
+
+
+def describe_image(path: Path, mimetype: str, thumbnail_size: int,
+                   max_pixels: int) -> ImageInfo:
+    """Reads an image's facts and makes its thumbnail; raises ImageError with the reason."""
+    formats = PILLOW_FORMATS.get(mimetype)
+    if formats is None:
+        raise ImageError(f"unsupported image type {mimetype}")
+    try:
+        with _bomb_limit(max_pixels), Image.open(path, formats=list(formats)) as image:
+            codec = image.format or ""
+            orientation = exif_orientation(image)
+            width, height, mode = image.width, image.height, image.mode
+            thumbnail = make_thumbnail(image, orientation, thumbnail_size)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"decompression bomb: {exc}") from exc
+    except MemoryError as exc:
+        raise ImageError("out of memory while decoding") from exc
+    except Image.UnidentifiedImageError as exc:
+        raise ImageError(f"corrupt {mimetype} image: not recognised by the decoder") from exc
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, struct.error...
+        raise ImageError(f"corrupt {mimetype} image: {exc}") from exc
+    return ImageInfo(encoding=CODEC_NAMES.get(codec, codec.lower()),
+                     exif_orientation=orientation, width=width, height=height, mode=mode,
+                     thumbnail=thumbnail)

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every benchmark (not part of the test suite). Each prints corral against its baseline
+# from the same run and appends its rows to bench/results/<name>.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+.venv/bin/pip install -q -e ".[dev,bench]"
+.venv/bin/python -m bench.upload_large
+.venv/bin/python -m bench.small_images
+.venv/bin/python -m bench.thumbnails

@@ -30,11 +30,13 @@ class BlobStore(abc.ABC):
     def open_writer(self, key: str) -> BlobWriter: ...
 
     @abc.abstractmethod
-    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+    def put_bytes(self, key: str, data: bytes,
+                  content_type: str = "application/octet-stream") -> None:
         """Writes a small object (a thumbnail) durably in one call."""
 
     @abc.abstractmethod
-    def iter_chunks(self, key: str, offset: int = 0, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+    def iter_chunks(self, key: str, offset: int = 0,
+                    chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         """Streams the object's bytes from `offset`. Raises corral.errors.NotFound if missing."""
 
     @abc.abstractmethod

@@ -1,0 +1,153 @@
+"""A blob store in a local directory: one file per key, written through a temporary file in
+`<root>/.tmp/` (same filesystem) and renamed into place, so a key is either absent or complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from stat import S_ISREG
+from typing import BinaryIO
+
+from corral.errors import InvalidArgument, NotFound, OutOfRange
+from services.blobstore.base import BlobStore, BlobWriter
+from services.blobstore.keys import check_key
+
+TMP_DIR_NAME = ".tmp"
+FILE_MODE = 0o644
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FsBlobWriter(BlobWriter):
+    """Streams into a temporary file; commit() fsyncs it, renames it to its key and fsyncs the
+    folder so the rename itself survives a crash."""
+
+    def __init__(self, store: FsBlobStore, final_path: Path) -> None:
+        self._store = store
+        self._final_path = final_path
+        fd, tmp_name = tempfile.mkstemp(dir=store.tmp_dir, prefix="upload-")
+        self._fd = fd
+        self._tmp_path = Path(tmp_name)
+        self._committed = False
+
+    def write(self, data: bytes) -> None:
+        if self._fd < 0:
+            raise ValueError("blob writer is closed")
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def commit(self) -> None:
+        if self._fd < 0:
+            raise ValueError("blob writer is closed")
+        try:
+            os.fchmod(self._fd, FILE_MODE)
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            self._store.ensure_dir(self._final_path.parent)
+            os.replace(self._tmp_path, self._final_path)
+            self._committed = True
+            _fsync_dir(self._final_path.parent)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if not self._committed:
+            self._tmp_path.unlink(missing_ok=True)
+
+
+class FsBlobStore(BlobStore):
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self.tmp_dir = self.root / TMP_DIR_NAME
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, key: str) -> Path:
+        """The file holding `key`; refuses keys that could leave the root or hit .tmp/."""
+        check_key(key)
+        if key.split("/", 1)[0] == TMP_DIR_NAME:
+            raise InvalidArgument(f"blob key must not start with {TMP_DIR_NAME}/: {key!r}")
+        return self.root / key
+
+    def ensure_dir(self, directory: Path) -> None:
+        """Creates `directory` below the root, fsyncing each parent whose entries changed."""
+        missing: list[Path] = []
+        current = directory
+        while current != self.root and not current.is_dir():
+            missing.append(current)
+            current = current.parent
+        for path in reversed(missing):
+            path.mkdir(exist_ok=True)
+            _fsync_dir(path.parent)
+
+    def open_writer(self, key: str) -> FsBlobWriter:
+        return FsBlobWriter(self, self.path_for(key))
+
+    def put_bytes(self, key: str, data: bytes,
+                  content_type: str = "application/octet-stream") -> None:
+        writer = self.open_writer(key)
+        try:
+            writer.write(data)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+
+    def _open(self, key: str) -> BinaryIO:
+        try:
+            return open(self.path_for(key), "rb")  # noqa: SIM115 - closed by the reader
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"blob {key} not found") from None
+
+    def iter_chunks(self, key: str, offset: int = 0,
+                    chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        if offset < 0:
+            raise OutOfRange(f"offset {offset} is negative")
+        file = self._open(key)
+        return self._read_from(file, offset, chunk_size)
+
+    @staticmethod
+    def _read_from(file: BinaryIO, offset: int, chunk_size: int) -> Iterator[bytes]:
+        with file:
+            file.seek(offset)
+            while chunk := file.read(chunk_size):
+                yield chunk
+
+    def size(self, key: str) -> int:
+        try:
+            stat = self.path_for(key).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"blob {key} not found") from None
+        if not S_ISREG(stat.st_mode):
+            raise NotFound(f"blob {key} not found")
+        return stat.st_size
+
+    def exists(self, key: str) -> bool:
+        return self.path_for(key).is_file()
+
+    def delete(self, key: str) -> None:
+        path = self.path_for(key)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            path.unlink()
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        path = self.path_for(key)
+        if not path.is_file():
+            raise NotFound(f"blob {key} not found")
+        yield path

@@ -1,0 +1,44 @@
+"""python -m services.upload [--addr HOST:PORT] [--port-file F] [--catalog-addr A] ..."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+from corral.upload.v1 import upload_service_pb2_grpc
+from services.blobstore import open_blob_store
+from services.common.config import load
+from services.common.logs import setup_logging
+from services.common.server import Cleanup, run
+from services.upload.catalog_client import GrpcCatalog
+from services.upload.config import UploadConfig
+from services.upload.downloads import Downloader
+from services.upload.servicer import SERVICE_NAME, UploadServicer
+from services.upload.uploads import Uploader
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = load(UploadConfig, sys.argv[1:] if argv is None else argv,
+                  description="corral upload service")
+    setup_logging(config.log_level, config.log_format)
+    store = open_blob_store(config, config.data_path)
+
+    async def register(server: grpc.aio.Server) -> tuple[list[str], Cleanup]:
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=config.io_threads, thread_name_prefix="blob-io"))
+        catalog = GrpcCatalog(config.catalog_addr, config.catalog_timeout_seconds)
+        uploader = Uploader(store, catalog, write_batch_bytes=config.write_batch_bytes,
+                            dataset_cache_seconds=config.dataset_cache_seconds)
+        downloader = Downloader(store, catalog, chunk_bytes=config.download_chunk_bytes)
+        upload_service_pb2_grpc.add_UploadServiceServicer_to_server(
+            UploadServicer(uploader, downloader), server)
+        return [SERVICE_NAME], catalog.close
+
+    run("upload", config.addr, register, grace=config.grace_seconds, port_file=config.port_file)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Upload service settings (flags, then CORRAL_* environment variables, then defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from corral.addresses import DEFAULT_CATALOG_ADDR, DEFAULT_UPLOAD_ADDR
+from services.common.config import setting
+from services.common.settings import BlobStoreSettings, CommonSettings
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class UploadConfig(CommonSettings, BlobStoreSettings):
+    addr: str = setting("CORRAL_UPLOAD_ADDR", DEFAULT_UPLOAD_ADDR,
+                        "Address the upload service binds (port 0 picks a free port)")
+    catalog_addr: str = setting("CORRAL_CATALOG_ADDR", DEFAULT_CATALOG_ADDR,
+                                "Address of the catalog service")
+    catalog_timeout_seconds: float = setting("CORRAL_UPLOAD_CATALOG_TIMEOUT_SECONDS", 10.0,
+                                             "Deadline of each call to the catalog")
+    download_chunk_bytes: int = setting("CORRAL_UPLOAD_DOWNLOAD_CHUNK_BYTES", MIB,
+                                        "Bytes per Download message")
+    write_batch_bytes: int = setting("CORRAL_UPLOAD_WRITE_BATCH_BYTES", MIB,
+                                     "Received bytes handed to the blob store per write")
+    io_threads: int = setting("CORRAL_UPLOAD_IO_THREADS", 16,
+                              "Threads for blocking blob store I/O, shared by all calls")
+    dataset_cache_seconds: float = setting("CORRAL_UPLOAD_DATASET_CACHE_SECONDS", 10.0,
+                                           "How long a dataset found in the catalog is "
+                                           "remembered (0 asks every time)")

@@ -1,0 +1,32 @@
+"""The gRPC face of the upload service: request in, domain call, response out. Domain errors
+become statuses in services.common's ErrorInterceptor."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from corral.upload.v1 import upload_service_pb2 as upload_pb2
+from corral.upload.v1 import upload_service_pb2_grpc
+from services.upload.downloads import Downloader
+from services.upload.uploads import Uploader
+
+SERVICE_NAME = upload_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name
+
+
+class UploadServicer(upload_service_pb2_grpc.UploadServiceServicer):
+    def __init__(self, uploader: Uploader, downloader: Downloader) -> None:
+        self._uploader = uploader
+        self._downloader = downloader
+
+    async def UploadItem(  # noqa: N802 - gRPC method name
+            self, request_iterator: AsyncIterator[upload_pb2.UploadItemRequest],
+            context: grpc.aio.ServicerContext) -> upload_pb2.UploadItemResponse:
+        return await self._uploader.upload(request_iterator)
+
+    async def Download(  # noqa: N802 - gRPC method name
+            self, request: upload_pb2.DownloadRequest,
+            context: grpc.aio.ServicerContext) -> AsyncIterator[upload_pb2.DownloadResponse]:
+        async for response in self._downloader.download(request):
+            yield response

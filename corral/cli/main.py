@@ -1,0 +1,56 @@
+"""Entry point of the `corral` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from corral import addresses
+from corral.cli.commands import datasets, items, stats, up, upload
+from corral.errors import CorralError
+
+COMMANDS = (up, datasets, upload, items, stats)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="corral", description="Ingest datasets for machine learning: upload, catalog, "
+                                   "preprocess.")
+    parser.add_argument("--catalog-addr", help=f"catalog host:port (env "
+                        f"{addresses.CATALOG_ADDR_ENV}, {addresses.DEFAULT_CATALOG_ADDR})")
+    parser.add_argument("--upload-addr", help=f"upload host:port (env "
+                        f"{addresses.UPLOAD_ADDR_ENV}, {addresses.DEFAULT_UPLOAD_ADDR})")
+    parser.add_argument("--preprocess-addr", help=f"preprocess host:port (env "
+                        f"{addresses.PREPROCESS_ADDR_ENV}, {addresses.DEFAULT_PREPROCESS_ADDR})")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except CorralError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        if exc.code == "UNAVAILABLE":
+            print("hint: is `corral up` running, and do CORRAL_*_ADDR point at it?",
+                  file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            # Output piped into `head` and the like: not an error worth reporting.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,505 @@
+"""The synchronous corral client: datasets, items, uploads, downloads, events, preprocessing.
+
+One gRPC channel per service, shared by every thread; gRPC errors surface as the matching
+corral.errors.CorralError subclass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import re
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import grpc
+from google.protobuf import field_mask_pb2
+
+from corral import addresses, paths
+from corral.catalog.v1 import catalog_service_pb2, catalog_service_pb2_grpc, resources_pb2
+from corral.client.convert import (
+    DUPLICATE_POLICIES,
+    EVENT_TYPES_BY_NAME,
+    DatasetDict,
+    ItemDict,
+    dataset_to_dict,
+    item_to_dict,
+    scalar_fields_to_dict,
+)
+from corral.client.events import Subscription
+from corral.client.results import (
+    DownloadResult,
+    UploadEvent,
+    UploadFailure,
+    UploadResult,
+    UploadSummary,
+)
+from corral.client.uploads import (
+    DEFAULT_CHUNK_SIZE,
+    PlannedFile,
+    StreamState,
+    UploadCancelled,
+    plan_uploads,
+    result_from_response,
+    upload_requests,
+)
+from corral.errors import (
+    Aborted,
+    CorralError,
+    DataLoss,
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+from corral.preprocess.v1 import preprocess_service_pb2, preprocess_service_pb2_grpc
+from corral.rpc import CHANNEL_OPTIONS, translate
+from corral.structs import dict_to_struct
+from corral.upload.v1 import upload_service_pb2, upload_service_pb2_grpc
+
+DatasetRef = str | Mapping[str, Any]
+ProgressCallback = Callable[[UploadEvent], None]
+
+_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+_LIST_PAGE_SIZE = 1000
+_UPLOAD_ATTEMPTS = 3
+_PREPROCESS_DONE = ("success", "failed")
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except grpc.RpcError as exc:
+        raise translate(exc) from exc
+
+
+def is_id(text: str) -> bool:
+    """Whether `text` has the shape of a server-assigned id (32 lowercase hex characters)."""
+    return bool(_ID_PATTERN.match(text))
+
+
+def preprocess_status(item: ItemDict) -> str | None:
+    """The preprocess worker's verdict on an item ("success" or "failed"), None until then."""
+    logs = item.get("metadata", {}).get("system", {}).get("executionLogs", {})
+    record = logs.get("preprocess") if isinstance(logs, dict) else None
+    return record.get("status") if isinstance(record, dict) else None
+
+
+class Client:
+    """Talks to the three corral services. Thread-safe; use as a context manager or close().
+
+    Addresses default to CORRAL_CATALOG_ADDR, CORRAL_UPLOAD_ADDR and CORRAL_PREPROCESS_ADDR.
+    `timeout` bounds every unary call in seconds; streams (uploads, downloads, subscriptions)
+    are unbounded.
+    """
+
+    def __init__(self, catalog_addr: str | None = None, upload_addr: str | None = None,
+                 preprocess_addr: str | None = None, timeout: float = 30.0) -> None:
+        self.catalog_addr = catalog_addr or addresses.catalog_addr()
+        self.upload_addr = upload_addr or addresses.upload_addr()
+        self.preprocess_addr = preprocess_addr or addresses.preprocess_addr()
+        self.timeout = timeout
+        self._channels = [grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
+                          for addr in (self.catalog_addr, self.upload_addr,
+                                       self.preprocess_addr)]
+        catalog, upload, preprocess = self._channels
+        self._catalog = catalog_service_pb2_grpc.CatalogServiceStub(catalog)
+        self._upload = upload_service_pb2_grpc.UploadServiceStub(upload)
+        self._preprocess = preprocess_service_pb2_grpc.PreprocessServiceStub(preprocess)
+
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Datasets
+
+    def create_dataset(self, name: str, description: str = "",
+                       request_id: str | None = None) -> DatasetDict:
+        request = catalog_service_pb2.CreateDatasetRequest(
+            name=name, description=description, request_id=request_id or "")
+        with _translated():
+            response = self._catalog.CreateDataset(request, timeout=self.timeout)
+        return dataset_to_dict(response.dataset)
+
+    def get_dataset(self, name_or_id: str) -> DatasetDict:
+        """Looks the dataset up by name first, then by id when the text looks like one."""
+        try:
+            return self._get_dataset(name=name_or_id)
+        except NotFound:
+            if not is_id(name_or_id):
+                raise
+        return self._get_dataset(dataset_id=name_or_id)
+
+    def _get_dataset(self, name: str = "", dataset_id: str = "") -> DatasetDict:
+        request = catalog_service_pb2.GetDatasetRequest(name=name, dataset_id=dataset_id)
+        with _translated():
+            response = self._catalog.GetDataset(request, timeout=self.timeout)
+        return dataset_to_dict(response.dataset)
+
+    def list_datasets(self) -> Iterator[DatasetDict]:
+        """Every dataset, fetching pages as the iteration goes."""
+        token = ""
+        while True:
+            request = catalog_service_pb2.ListDatasetsRequest(
+                page_size=_LIST_PAGE_SIZE, page_token=token)
+            with _translated():
+                response = self._catalog.ListDatasets(request, timeout=self.timeout)
+            yield from (dataset_to_dict(d) for d in response.datasets)
+            token = response.next_page_token
+            if not token:
+                return
+
+    def delete_dataset(self, dataset: DatasetRef) -> int:
+        """Deletes the dataset with its items and binaries; returns how many items went."""
+        request = catalog_service_pb2.DeleteDatasetRequest(dataset_id=self._dataset_id(dataset))
+        with _translated():
+            response = self._catalog.DeleteDataset(request, timeout=self.timeout)
+        return response.deleted_items
+
+    def _dataset_id(self, dataset: DatasetRef) -> str:
+        if isinstance(dataset, Mapping):
+            return str(dataset["id"])
+        return self.get_dataset(dataset)["id"]
+
+    # Items
+
+    def get_item(self, item_id: str) -> ItemDict:
+        request = catalog_service_pb2.GetItemRequest(item_id=item_id)
+        with _translated():
+            response = self._catalog.GetItem(request, timeout=self.timeout)
+        return item_to_dict(response.item)
+
+    def get_item_by_path(self, dataset: DatasetRef, filename: str) -> ItemDict:
+        """The item at `filename` ("/a/b/cat.jpg") in the dataset (a name, id or dict)."""
+        request = catalog_service_pb2.GetItemRequest(
+            dataset_id=self._dataset_id(dataset), filename=filename)
+        with _translated():
+            response = self._catalog.GetItem(request, timeout=self.timeout)
+        return item_to_dict(response.item)
+
+    def list_items(self, dataset: DatasetRef, dir: str = "/",
+                   recursive: bool = False) -> Iterator[ItemDict]:
+        """Folders and files in `dir` (or everything below it), ordered by filename."""
+        dataset_id = self._dataset_id(dataset)
+        token = ""
+        while True:
+            request = catalog_service_pb2.ListItemsRequest(
+                dataset_id=dataset_id, dir=dir, recursive=recursive,
+                page_size=_LIST_PAGE_SIZE, page_token=token)
+            with _translated():
+                response = self._catalog.ListItems(request, timeout=self.timeout)
+            yield from (item_to_dict(item) for item in response.items)
+            token = response.next_page_token
+            if not token:
+                return
+
+    def update_item(self, item_id: str, *, name: str | None = None, dir: str | None = None,
+                    description: str | None = None,
+                    user_metadata: Mapping[str, Any] | None = None) -> ItemDict:
+        """Changes only the fields given; `user_metadata` replaces metadata.user as a whole."""
+        item = resources_pb2.Item(id=item_id)
+        mask: list[str] = []
+        if name is not None:
+            item.name = name
+            mask.append("name")
+        if dir is not None:
+            item.dir = dir
+            mask.append("dir")
+        if description is not None:
+            item.description = description
+            mask.append("description")
+        if user_metadata is not None:
+            item.metadata.user.CopyFrom(dict_to_struct(dict(user_metadata), "user_metadata"))
+            mask.append("metadata.user")
+        if not mask:
+            raise InvalidArgument("update_item needs at least one of name, dir, description, "
+                                  "user_metadata")
+        request = catalog_service_pb2.UpdateItemRequest(
+            item=item, update_mask=field_mask_pb2.FieldMask(paths=mask))
+        with _translated():
+            response = self._catalog.UpdateItem(request, timeout=self.timeout)
+        return item_to_dict(response.item)
+
+    def delete_item(self, item_id: str) -> int:
+        """Deletes an item (a folder with everything below it); returns how many items went."""
+        request = catalog_service_pb2.DeleteItemRequest(item_id=item_id)
+        with _translated():
+            response = self._catalog.DeleteItem(request, timeout=self.timeout)
+        return response.deleted_items
+
+    # Uploads
+
+    def upload_file(self, path: str | os.PathLike[str], dataset: DatasetRef,
+                    remote_dir: str = "/", name: str | None = None,
+                    metadata: Mapping[str, Any] | None = None, description: str = "",
+                    on_exists: str = "skip", chunk_size: int = DEFAULT_CHUNK_SIZE,
+                    request_id: str | None = None) -> UploadResult:
+        """Streams a local file in chunks (never whole into memory). The server computes the
+        SHA-256; it is checked against the one computed here while sending (DataLoss if they
+        differ). `on_exists` is "skip", "overwrite" or "fail" (AlreadyExists)."""
+        local = Path(path)
+        spec = self._upload_spec(dataset, remote_dir, name if name is not None else local.name,
+                                 metadata, description, on_exists, request_id)
+        return self._send_upload(spec, lambda: local.open("rb"), chunk_size, str(local))
+
+    def upload_bytes(self, data: bytes, dataset: DatasetRef, name: str, remote_dir: str = "/",
+                     metadata: Mapping[str, Any] | None = None, description: str = "",
+                     on_exists: str = "skip", chunk_size: int = DEFAULT_CHUNK_SIZE,
+                     request_id: str | None = None) -> UploadResult:
+        """Uploads in-memory data as the item `name` in `remote_dir`."""
+        spec = self._upload_spec(dataset, remote_dir, name, metadata, description, on_exists,
+                                 request_id)
+        return self._send_upload(spec, lambda: io.BytesIO(data), chunk_size, None)
+
+    def _upload_spec(self, dataset: DatasetRef, remote_dir: str, name: str,
+                     metadata: Mapping[str, Any] | None, description: str, on_exists: str,
+                     request_id: str | None) -> upload_service_pb2.UploadSpec:
+        """Validates what can be checked here, so bad input fails before any bytes move.
+        Without a request_id one is generated: retries then stay idempotent."""
+        _check_on_exists(on_exists)
+        return upload_service_pb2.UploadSpec(
+            remote_dir=paths.normalize_dir(remote_dir, "remote_dir"),
+            name=paths.check_name(name), description=description,
+            user_metadata=dict_to_struct(dict(metadata or {}), "metadata"),
+            duplicate_policy=DUPLICATE_POLICIES[on_exists],
+            request_id=request_id or uuid.uuid4().hex,
+            dataset_id=self._dataset_id(dataset))
+
+    def _send_upload(self, spec: upload_service_pb2.UploadSpec,
+                     open_source: Callable[[], BinaryIO], chunk_size: int,
+                     local_path: str | None, on_bytes: Callable[[int], None] | None = None,
+                     cancel: threading.Event | None = None) -> UploadResult:
+        """Retries UNAVAILABLE and ABORTED with the same request_id, so a retry of an upload
+        the server did finish returns that first result instead of a second item."""
+        if chunk_size <= 0:
+            raise InvalidArgument("chunk_size must be positive")
+        for attempt in range(_UPLOAD_ATTEMPTS):
+            with open_source() as source:
+                size = _remaining_size(source)
+                if size is not None:
+                    spec.size = size
+                state = StreamState()
+                try:
+                    return self._upload_once(spec, source, chunk_size, state, local_path,
+                                             on_bytes, cancel)
+                except (Unavailable, Aborted):
+                    if attempt + 1 == _UPLOAD_ATTEMPTS or (cancel and cancel.is_set()):
+                        raise
+            if on_bytes is not None and state.sent:
+                on_bytes(-state.sent)  # the retry sends everything again
+            time.sleep(0.25 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _upload_once(self, spec: upload_service_pb2.UploadSpec, source: BinaryIO,
+                     chunk_size: int, state: StreamState, local_path: str | None,
+                     on_bytes: Callable[[int], None] | None,
+                     cancel: threading.Event | None) -> UploadResult:
+        requests = upload_requests(spec, source, chunk_size, state, on_bytes, cancel)
+        try:
+            response = self._upload.UploadItem(requests)
+        except grpc.RpcError as exc:
+            if state.error is not None:
+                raise state.error from None
+            raise translate(exc) from exc
+        if state.error is not None:
+            raise state.error
+        return result_from_response(response, state, local_path)
+
+    def upload_paths(self, local_paths: Iterable[str | os.PathLike[str]], dataset: DatasetRef,
+                     remote_dir: str = "/", metadata: Mapping[str, Any] | None = None,
+                     description: str = "", on_exists: str = "skip", workers: int = 8,
+                     progress: ProgressCallback | None = None,
+                     chunk_size: int = DEFAULT_CHUNK_SIZE) -> UploadSummary:
+        """Uploads files and folders, `workers` files at a time, and reports every file.
+
+        A folder keeps its own name under `remote_dir`, like `cp -r`: "photos/cats/a.jpg"
+        uploaded to "/in" becomes "/in/photos/cats/a.jpg". One file's failure never stops
+        the others; only an unknown dataset or an invalid argument raises. `progress` is
+        called (from one thread at a time) with UploadEvents.
+        """
+        _check_on_exists(on_exists)
+        dataset_id = self._dataset_id(dataset)
+        planned, failures = plan_uploads(local_paths, remote_dir)
+        summary = UploadSummary(failures=list(failures))
+        report_lock = threading.Lock()
+
+        def report(event: UploadEvent) -> None:
+            if progress is not None:
+                with report_lock:
+                    progress(event)
+
+        report(UploadEvent("planned", total_files=len(planned) + len(failures),
+                           total_bytes=sum(p.size for p in planned)))
+        for failure in failures:
+            report(UploadEvent("finished", path=failure.local_path, failure=failure))
+        cancel = threading.Event()
+        sent = dict.fromkeys((p.local_path for p in planned), 0)
+
+        def upload_one(entry: PlannedFile) -> UploadResult:
+            def on_bytes(count: int) -> None:
+                sent[entry.local_path] += count
+                report(UploadEvent("bytes", path=str(entry.local_path), bytes=count))
+
+            spec = self._upload_spec({"id": dataset_id}, entry.remote_dir, entry.name,
+                                     metadata, description, on_exists, None)
+            return self._send_upload(spec, lambda: entry.local_path.open("rb"), chunk_size,
+                                     str(entry.local_path), on_bytes, cancel)
+
+        executor = ThreadPoolExecutor(max_workers=max(1, workers),
+                                      thread_name_prefix="corral-upload")
+        try:
+            futures = {executor.submit(upload_one, entry): entry for entry in planned}
+            for future in as_completed(futures):
+                entry = futures[future]
+                try:
+                    result = future.result()
+                except (CorralError, OSError, UploadCancelled) as exc:
+                    failure = UploadFailure(str(entry.local_path), entry.filename, exc)
+                    summary.failures.append(failure)
+                    report(UploadEvent("finished", path=failure.local_path, failure=failure,
+                                       unsent_bytes=entry.size - sent[entry.local_path]))
+                else:
+                    summary.results.append(result)
+                    report(UploadEvent("finished", path=str(entry.local_path), result=result,
+                                       unsent_bytes=entry.size - sent[entry.local_path]))
+        except BaseException:
+            cancel.set()
+            raise
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+        summary.results.sort(key=lambda r: r.item["filename"])
+        summary.failures.sort(key=lambda f: f.filename)
+        return summary
+
+    # Downloads
+
+    def download(self, item_id: str, dest: str | os.PathLike[str] | BinaryIO,
+                 thumbnail: bool = False, expected_sha256: str | None = None) -> DownloadResult:
+        """Streams the item's binary (or its thumbnail) to a path or a binary file object.
+
+        A path is written through a temporary file beside it and renamed when complete, so a
+        failed download never leaves a partial file. With `expected_sha256`, a mismatch
+        raises DataLoss.
+        """
+        if not isinstance(dest, str | os.PathLike):
+            return self._download_to(item_id, dest, thumbnail, expected_sha256, None)
+        target = Path(dest)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
+                                        dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                result = self._download_to(item_id, out, thumbnail, expected_sha256,
+                                           str(target))
+            os.replace(tmp_name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+        return result
+
+    def download_bytes(self, item_id: str, thumbnail: bool = False) -> bytes:
+        buffer = io.BytesIO()
+        self.download(item_id, buffer, thumbnail=thumbnail)
+        return buffer.getvalue()
+
+    def _download_to(self, item_id: str, out: BinaryIO, thumbnail: bool,
+                     expected_sha256: str | None, path: str | None) -> DownloadResult:
+        request = upload_service_pb2.DownloadRequest(item_id=item_id, thumbnail=thumbnail)
+        hasher = hashlib.sha256()
+        received, total_size, content_type = 0, None, ""
+        with _translated():
+            for response in self._upload.Download(request):
+                if total_size is None:
+                    total_size, content_type = response.total_size, response.content_type
+                out.write(response.data)
+                hasher.update(response.data)
+                received += len(response.data)
+        what = f"thumbnail of {item_id}" if thumbnail else f"item {item_id}"
+        if total_size is not None and received != total_size:
+            raise DataLoss(f"{what}: received {received} bytes of {total_size}")
+        digest = hasher.hexdigest()
+        if expected_sha256 and digest != expected_sha256:
+            raise DataLoss(f"{what}: received sha256 {digest}, expected {expected_sha256}")
+        return DownloadResult(path=path, size=received, content_type=content_type,
+                              sha256=digest)
+
+    # Events and preprocessing
+
+    def subscribe(self, dataset: DatasetRef | None = None, *, start_cursor: str = "",
+                  start_position: str = "earliest", event_types: Iterable[str] = (),
+                  consumer_group: str = "") -> Subscription:
+        """Item events ("created", "updated", "deleted") as dicts, from the start of the
+        stream ("earliest"), from now ("latest") or after `start_cursor`; it keeps waiting
+        for new events until cancel() or the end of a `with` block."""
+        positions = {"earliest": catalog_service_pb2.START_POSITION_EARLIEST,
+                     "latest": catalog_service_pb2.START_POSITION_LATEST}
+        if start_position not in positions:
+            raise InvalidArgument("start_position must be 'earliest' or 'latest'")
+        types = list(event_types)
+        unknown = [t for t in types if t not in EVENT_TYPES_BY_NAME or t == "unspecified"]
+        if unknown:
+            raise InvalidArgument(f"unknown event types {unknown}; use created, updated, "
+                                  "deleted")
+        request = catalog_service_pb2.SubscribeRequest(
+            consumer_group=consumer_group, start_cursor=start_cursor,
+            start_position=positions[start_position],
+            event_types=[EVENT_TYPES_BY_NAME[t] for t in types],
+            dataset_id=self._dataset_id(dataset) if dataset is not None else "")
+        return Subscription(self._catalog.Subscribe(request))
+
+    def preprocess_stats(self) -> dict[str, Any]:
+        with _translated():
+            response = self._preprocess.GetStats(preprocess_service_pb2.GetStatsRequest(),
+                                                 timeout=self.timeout)
+        return scalar_fields_to_dict(response)
+
+    def wait_for_preprocessing(self, dataset: DatasetRef, timeout: float = 60.0,
+                               poll_interval: float = 0.5) -> list[ItemDict]:
+        """Polls until every file item of the dataset has a preprocess record (status
+        "success" or "failed") and returns the file items. DeadlineExceeded after `timeout`
+        seconds names how many are still pending."""
+        dataset_id = self._dataset_id(dataset)
+        deadline = time.monotonic() + timeout
+        while True:
+            files = [item for item in self.list_items({"id": dataset_id}, recursive=True)
+                     if item["type"] == "file"]
+            pending = [item for item in files if preprocess_status(item) not in _PREPROCESS_DONE]
+            if not pending:
+                return files
+            if time.monotonic() >= deadline:
+                raise DeadlineExceeded(
+                    f"{len(pending)} of {len(files)} items not preprocessed after {timeout}s, "
+                    f"e.g. {pending[0]['filename']}")
+            time.sleep(poll_interval)
+
+
+def _check_on_exists(on_exists: str) -> None:
+    if on_exists not in DUPLICATE_POLICIES:
+        raise InvalidArgument(f"on_exists must be one of {', '.join(DUPLICATE_POLICIES)}, "
+                              f"got {on_exists!r}")
+
+
+def _remaining_size(source: BinaryIO) -> int | None:
+    """Bytes left in a seekable source, so the server can refuse a size mismatch."""
+    try:
+        position = source.tell()
+        end = source.seek(0, os.SEEK_END)
+        source.seek(position)
+    except (OSError, io.UnsupportedOperation):
+        return None
+    return end - position

@@ -1,0 +1,1 @@
+"""The catalog service: datasets, folders and items, and the transactional outbox of item events."""

@@ -1,0 +1,26 @@
+"""python -m services.catalog [--addr HOST:PORT] [--port-file F] [--database-url URL] ..."""
+
+from __future__ import annotations
+
+import sys
+
+from services.blobstore import open_blob_store
+from services.catalog.app import make_register, open_database
+from services.catalog.config import CatalogConfig
+from services.common.config import load
+from services.common.logs import setup_logging
+from services.common.server import run
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = load(CatalogConfig, sys.argv[1:] if argv is None else argv,
+                  description="corral catalog service")
+    setup_logging(config.log_level, config.log_format)
+    db = open_database(config.resolved_database_url())
+    blob_store = open_blob_store(config, config.data_path)
+    register = make_register(db, blob_store, config.event_poll_seconds)
+    run("catalog", config.addr, register, grace=config.grace_seconds, port_file=config.port_file)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Wiring: database + migrations + blob store -> servicer, as a `register` for
+services.common.server (used by __main__ and by in-process tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
+from services.blobstore.base import BlobStore
+from services.catalog import migrate
+from services.catalog.db import Database
+from services.catalog.notify import CommitSignal
+from services.catalog.repository import Store
+from services.catalog.servicer import SERVICE_NAME, CatalogServicer
+from services.common.server import Cleanup, Register
+
+log = logging.getLogger("corral.catalog")
+
+
+def open_database(url: str) -> Database:
+    """Connects and applies the migrations (idempotent; safe with several replicas)."""
+    db = Database(url)
+    migrate.upgrade(db)
+    log.info("database ready", extra={"dialect": db.engine.dialect.name,
+                                      "revision": migrate.current_revision(db)})
+    return db
+
+
+def make_register(db: Database, blob_store: BlobStore | None,
+                  poll_seconds: float = 0.25) -> Register:
+    async def register(server: grpc.aio.Server) -> tuple[list[str], Cleanup]:
+        signal = CommitSignal(asyncio.get_running_loop())
+        store = Store(db, on_commit=signal.notify_threadsafe)
+        api_grpc.add_CatalogServiceServicer_to_server(
+            CatalogServicer(store, blob_store, signal, poll_seconds), server)
+
+        async def cleanup() -> None:
+            await asyncio.to_thread(db.dispose)
+
+        return [SERVICE_NAME], cleanup
+
+    return register

@@ -1,0 +1,26 @@
+"""Catalog settings: flags, then environment variables, then defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.config import setting
+from services.common.settings import BlobStoreSettings, CommonSettings
+
+
+@dataclass
+class CatalogConfig(CommonSettings, BlobStoreSettings):
+    addr: str = setting("CORRAL_CATALOG_ADDR", "127.0.0.1:50051", "Address the catalog binds")
+    database_url: str = setting(
+        "CORRAL_DATABASE_URL", "",
+        "SQLAlchemy URL: sqlite:///path or postgresql+psycopg://... "
+        "(default: sqlite:///<data dir>/catalog.db)")
+    event_poll_seconds: float = setting(
+        "CORRAL_CATALOG_EVENT_POLL_SECONDS", 0.25,
+        "How often Subscribe polls the database for events written by other replicas")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_path.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.data_path / 'catalog.db'}"

@@ -1,0 +1,126 @@
+"""Records <-> protobuf messages, and proto enums <-> domain enums."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from corral.catalog.v1 import catalog_service_pb2 as api
+from corral.catalog.v1 import resources_pb2 as res
+from corral.errors import InvalidArgument
+from corral.structs import dict_to_struct, struct_to_dict
+from services.catalog.events import format_cursor
+from services.catalog.records import (
+    CreateItemResult,
+    Dataset,
+    DuplicatePolicy,
+    Event,
+    EventFilter,
+    EventType,
+    Item,
+    ItemChanges,
+    ItemType,
+    NewItem,
+    Outcome,
+    StartPosition,
+)
+
+E = TypeVar("E")
+
+ITEM_TYPES = {ItemType.FILE: res.ITEM_TYPE_FILE, ItemType.DIR: res.ITEM_TYPE_DIR,
+              ItemType.LINK: res.ITEM_TYPE_LINK}
+ITEM_TYPES_IN = {res.ITEM_TYPE_UNSPECIFIED: ItemType.FILE,
+                 **{v: k for k, v in ITEM_TYPES.items()}}
+EVENT_TYPES = {EventType.CREATED: res.EVENT_TYPE_CREATED,
+               EventType.UPDATED: res.EVENT_TYPE_UPDATED,
+               EventType.DELETED: res.EVENT_TYPE_DELETED}
+EVENT_TYPES_IN = {v: k for k, v in EVENT_TYPES.items()}
+OUTCOMES = {Outcome.CREATED: res.CREATE_OUTCOME_CREATED,
+            Outcome.SKIPPED: res.CREATE_OUTCOME_SKIPPED,
+            Outcome.OVERWRITTEN: res.CREATE_OUTCOME_OVERWRITTEN}
+DUPLICATE_POLICIES = {res.DUPLICATE_POLICY_UNSPECIFIED: DuplicatePolicy.SKIP,
+                      res.DUPLICATE_POLICY_SKIP: DuplicatePolicy.SKIP,
+                      res.DUPLICATE_POLICY_OVERWRITE: DuplicatePolicy.OVERWRITE,
+                      res.DUPLICATE_POLICY_FAIL: DuplicatePolicy.FAIL}
+START_POSITIONS = {api.START_POSITION_UNSPECIFIED: StartPosition.EARLIEST,
+                   api.START_POSITION_EARLIEST: StartPosition.EARLIEST,
+                   api.START_POSITION_LATEST: StartPosition.LATEST}
+
+
+def _enum_in(mapping: dict[int, E], value: int, field: str) -> E:
+    try:
+        return mapping[value]
+    except KeyError:
+        raise InvalidArgument(f"{field} has an unknown value {value}") from None
+
+
+def struct_in(struct: Struct, field: str) -> dict[str, Any]:
+    """A request's Struct as a dict; NaN and infinities are refused (JSON cannot hold them)."""
+    try:
+        return struct_to_dict(struct)
+    except ValueError as exc:
+        raise InvalidArgument(f"{field} is not valid JSON: {exc}") from None
+
+
+def timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def dataset_to_proto(dataset: Dataset) -> res.Dataset:
+    return res.Dataset(id=dataset.id, name=dataset.name, description=dataset.description,
+                       project=dataset.project, create_time=timestamp(dataset.create_time),
+                       item_count=dataset.item_count)
+
+
+def item_to_proto(item: Item) -> res.Item:
+    return res.Item(
+        id=item.id, dataset_id=item.dataset_id, dir=item.dir, name=item.name,
+        filename=item.filename, type=ITEM_TYPES[item.type], size=item.size, sha256=item.sha256,
+        blob_key=item.blob_key, description=item.description,
+        metadata=res.ItemMetadata(system=dict_to_struct(item.metadata_system, "metadata.system"),
+                                  user=dict_to_struct(item.metadata_user, "metadata.user")),
+        create_time=timestamp(item.create_time), update_time=timestamp(item.update_time))
+
+
+def event_to_proto(event: Event) -> res.ItemEvent:
+    return res.ItemEvent(cursor=format_cursor(event.position), type=EVENT_TYPES[event.type],
+                         item_id=event.item_id, dataset_id=event.dataset_id,
+                         item=item_to_proto(event.item), create_time=timestamp(event.create_time))
+
+
+def create_result_to_proto(result: CreateItemResult) -> api.CreateItemResponse:
+    return api.CreateItemResponse(item=item_to_proto(result.item),
+                                  outcome=OUTCOMES[result.outcome],
+                                  released_blob_keys=result.released_blob_keys)
+
+
+def new_item(request: api.CreateItemRequest) -> NewItem:
+    return NewItem(
+        dataset_id=request.dataset_id, dir=request.dir, name=request.name,
+        type=_enum_in(ITEM_TYPES_IN, request.type, "type"), size=request.size,
+        sha256=request.sha256, blob_key=request.blob_key, description=request.description,
+        user_metadata=struct_in(request.user_metadata, "user_metadata"),
+        duplicate_policy=_enum_in(DUPLICATE_POLICIES, request.duplicate_policy,
+                                  "duplicate_policy"),
+        request_id=request.request_id)
+
+
+def item_changes(request: api.UpdateItemRequest) -> ItemChanges:
+    item = request.item
+    return ItemChanges(item_id=item.id, paths=frozenset(request.update_mask.paths),
+                       name=item.name, dir=item.dir, description=item.description,
+                       metadata_user=struct_in(item.metadata.user, "item.metadata.user"))
+
+
+def event_filter(request: api.SubscribeRequest) -> EventFilter:
+    types = frozenset(_enum_in(EVENT_TYPES_IN, t, "event_types") for t in request.event_types)
+    return EventFilter(types=types, dataset_id=request.dataset_id)
+
+
+def start_position(value: int) -> StartPosition:
+    return _enum_in(START_POSITIONS, value, "start_position")

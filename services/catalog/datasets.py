@@ -1,0 +1,98 @@
+"""Datasets: create (idempotent with request_id), look up, list, delete with their items."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from corral.errors import AlreadyExists, InvalidArgument, NotFound
+from services.blobstore.base import BlobStore
+from services.catalog import blobs
+from services.catalog.items import unreferenced_blobs
+from services.catalog.records import Dataset, Deletion, EventType, ItemType, Page
+from services.catalog.repository import Repository, Store
+from services.catalog.validation import (
+    check_dataset_name,
+    check_description,
+    check_request_id,
+    decode_page_token,
+    encode_page_token,
+    page_size,
+    require_id,
+)
+
+DEFAULT_PROJECT = "default"
+
+
+def create_dataset(store: Store, name: str, description: str = "",
+                   request_id: str = "") -> Dataset:
+    name = check_dataset_name(name)
+    description = check_description(description)
+    request = check_request_id(request_id)
+
+    def work(repo: Repository) -> Dataset:
+        if request is not None:
+            earlier = repo.get_dataset_by_request(DEFAULT_PROJECT, request)
+            if earlier is not None:
+                return earlier
+        if repo.get_dataset_by_name(DEFAULT_PROJECT, name) is not None:
+            raise AlreadyExists(f"dataset {name!r} already exists")
+        dataset = Dataset(id=uuid.uuid4().hex, name=name, description=description,
+                          project=DEFAULT_PROJECT, create_time=datetime.now(UTC))
+        repo.insert_dataset(dataset, request)
+        return dataset
+
+    return store.write(work)
+
+
+def _with_count(repo: Repository, dataset: Dataset) -> Dataset:
+    return replace(dataset, item_count=repo.item_counts([dataset.id]).get(dataset.id, 0))
+
+
+def get_dataset(store: Store, dataset_id: str = "", name: str = "") -> Dataset:
+    if bool(dataset_id) == bool(name):
+        raise InvalidArgument("set exactly one of dataset_id and name")
+    with store.read() as repo:
+        if dataset_id:
+            dataset = repo.get_dataset(require_id(dataset_id, "dataset_id"))
+            if dataset is None:
+                raise NotFound(f"dataset {dataset_id} not found")
+        else:
+            dataset = repo.get_dataset_by_name(DEFAULT_PROJECT, name)
+            if dataset is None:
+                raise NotFound(f"dataset {name!r} not found")
+        return _with_count(repo, dataset)
+
+
+def list_datasets(store: Store, requested_page_size: int = 0,
+                  page_token: str = "") -> Page[Dataset]:
+    limit = page_size(requested_page_size)
+    after = decode_page_token(page_token)
+    with store.read() as repo:
+        found = repo.list_datasets(DEFAULT_PROJECT, after, limit + 1)
+        page = found[:limit]
+        counts = repo.item_counts([d.id for d in page])
+    token = encode_page_token(page[-1].name) if len(found) > limit else ""
+    return Page([replace(d, item_count=counts.get(d.id, 0)) for d in page], token)
+
+
+def delete_dataset(store: Store, blob_store: BlobStore | None, dataset_id: str) -> Deletion:
+    """Deletes the dataset and its items, writes a DELETED event per file item, then deletes
+    the binaries nothing references any more."""
+    require_id(dataset_id, "dataset_id")
+
+    def work(repo: Repository) -> Deletion:
+        if repo.get_dataset(dataset_id) is None:
+            raise NotFound(f"dataset {dataset_id} not found")
+        doomed = repo.dataset_items(dataset_id)
+        files = [item for item in doomed if item.type != ItemType.DIR]
+        repo.append_events(((EventType.DELETED, item) for item in files), datetime.now(UTC))
+        repo.delete_items([item.id for item in doomed])
+        repo.delete_dataset(dataset_id)
+        return Deletion(len(files), unreferenced_blobs(repo, files))
+
+    deletion = store.write(work)
+    blobs.release(blob_store, deletion.released_blob_keys)
+    return deletion
+

@@ -1,0 +1,120 @@
+"""The item event stream: cursors, subscriptions and consumer groups.
+
+Delivery order. SQLite serialises writers, so sequence order is commit order. On PostgreSQL a
+transaction that took a smaller sequence number may commit after one with a larger number, so
+reading "seq > cursor" could step over it for good. Events are therefore ordered by
+(transaction id, seq) and only events of transactions older than the snapshot's xmin are
+delivered: every such transaction has finished, so nothing can appear before the cursor later.
+An in-flight transaction holds delivery back until it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from corral.errors import InvalidArgument
+from services.catalog.notify import CommitSignal
+from services.catalog.records import (
+    ConsumerGroupState,
+    Event,
+    EventFilter,
+    Position,
+    StartPosition,
+)
+from services.catalog.repository import Repository, Store
+from services.catalog.validation import require_id
+
+BATCH_SIZE = 256
+MAX_GROUP_NAME = 128
+_CURSOR = re.compile(r"(?:(\d{1,19})\.)?(\d{1,19})")
+ORIGIN = Position(0, 0)
+
+
+def format_cursor(position: Position) -> str:
+    """Opaque to clients: the decimal seq, prefixed by the transaction id on PostgreSQL."""
+    return str(position.seq) if position.txid == 0 else f"{position.txid}.{position.seq}"
+
+
+def parse_cursor(text: str, field: str = "cursor") -> Position:
+    match = _CURSOR.fullmatch(text)
+    if match is None:
+        raise InvalidArgument(f"{field} is not a cursor from this event stream: {text!r}")
+    txid, seq = match.groups()
+    return Position(int(txid or 0), int(seq))
+
+
+def check_group_name(name: str, field: str = "consumer_group") -> str:
+    if not name or not name.strip():
+        raise InvalidArgument(f"{field} is required")
+    if len(name) > MAX_GROUP_NAME or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidArgument(
+            f"{field} must be at most {MAX_GROUP_NAME} printable characters: {name!r}")
+    return name
+
+
+def check_filter(event_filter: EventFilter) -> EventFilter:
+    if event_filter.dataset_id:
+        require_id(event_filter.dataset_id, "dataset_id")
+    return event_filter
+
+
+def start_position(store: Store, consumer_group: str = "", start_cursor: str = "",
+                   where: StartPosition = StartPosition.EARLIEST) -> Position:
+    """After start_cursor, else after the group's committed cursor, else `where`."""
+    if consumer_group:
+        check_group_name(consumer_group)
+    if start_cursor:
+        return parse_cursor(start_cursor, "start_cursor")
+    with store.read() as repo:
+        if consumer_group:
+            committed = repo.get_consumer_group(consumer_group)
+            if committed is not None:
+                return committed
+        if where == StartPosition.LATEST:
+            return repo.head_position() or ORIGIN
+    return ORIGIN
+
+
+def read_batch(store: Store, after: Position, event_filter: EventFilter,
+               limit: int = BATCH_SIZE) -> list[Event]:
+    with store.read() as repo:
+        return repo.read_events(after, limit, event_filter)
+
+
+async def subscribe(store: Store, signal: CommitSignal, after: Position,
+                    event_filter: EventFilter, poll_seconds: float) -> AsyncIterator[Event]:
+    """Every matching event after `after`, forever; cancel to stop."""
+    check_filter(event_filter)
+    position = after
+    while True:
+        ticket = signal.ticket()
+        batch = await asyncio.to_thread(read_batch, store, position, event_filter)
+        for event in batch:
+            yield event
+            position = event.position
+        if len(batch) < BATCH_SIZE:
+            await signal.wait(ticket, poll_seconds)
+
+
+def ack(store: Store, consumer_group: str, cursor: str) -> Position:
+    """Commits the group's cursor (created on first use); it never moves backwards."""
+    check_group_name(consumer_group)
+    if not cursor:
+        raise InvalidArgument("cursor is required")
+    position = parse_cursor(cursor)
+
+    def work(repo: Repository) -> Position:
+        head = repo.head_position()
+        if head is None or position > head:
+            raise InvalidArgument(f"cursor {cursor} is ahead of the event stream")
+        return repo.commit_consumer_group(consumer_group, position, datetime.now(UTC))
+
+    return store.write(work)
+
+
+def consumer_group_state(store: Store, consumer_group: str) -> ConsumerGroupState:
+    check_group_name(consumer_group)
+    with store.read() as repo:
+        return repo.consumer_group_state(consumer_group)

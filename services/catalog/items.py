@@ -1,0 +1,272 @@
+"""Items and folders: create (with duplicate policies and request ids), get, list, update,
+delete, and platform-written system metadata. Every change to a file item writes its event in
+the same transaction (transactional outbox)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from corral.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from corral.paths import ancestors, check_name, join, normalize_dir, split_filename
+from services.blobstore.base import BlobStore
+from services.catalog import blobs
+from services.catalog.records import (
+    CreateItemResult,
+    Deletion,
+    DuplicatePolicy,
+    EventType,
+    Item,
+    ItemChanges,
+    ItemType,
+    NewItem,
+    Outcome,
+    Page,
+)
+from services.catalog.repository import Repository, Store
+from services.catalog.validation import (
+    check_blob_key,
+    check_description,
+    check_filename_length,
+    check_json_object,
+    check_request_id,
+    check_sha256,
+    decode_page_token,
+    encode_page_token,
+    page_size,
+    require_id,
+)
+
+UPDATABLE_PATHS = ("name", "dir", "description", "metadata.user")
+
+
+def _folder(dataset_id: str, filename: str, now: datetime) -> Item:
+    dir_path, name = split_filename(filename)
+    return Item(id=uuid.uuid4().hex, dataset_id=dataset_id, dir=dir_path, name=name,
+                filename=filename, type=ItemType.DIR, size=0, sha256="", blob_key="",
+                description="", metadata_system={}, metadata_user={}, create_time=now,
+                update_time=now)
+
+
+def _ensure_folders(repo: Repository, dataset_id: str, dir_path: str, target: str,
+                    now: datetime) -> ItemType | None:
+    """Creates the missing folders of `dir_path`; returns the type of the item already at
+    `target`, if any. A file where a folder is needed is refused."""
+    folders = ancestors(dir_path)
+    existing = repo.item_types_at(dataset_id, [*folders, target])
+    for folder in folders:
+        if existing.get(folder, ItemType.DIR) != ItemType.DIR:
+            raise FailedPrecondition(f"{folder} is a file in dataset {dataset_id}, not a folder")
+    repo.insert_folders(_folder(dataset_id, f, now) for f in folders if f not in existing)
+    return existing.get(target)
+
+
+def unreferenced_blobs(repo: Repository, removed: Sequence[Item]) -> list[str]:
+    """Blob and thumbnail keys of `removed` items that no remaining item references."""
+    blob_keys = sorted({item.blob_key for item in removed if item.blob_key})
+    still_used = repo.referenced_blob_keys(blob_keys)
+    thumbnails = sorted({key for item in removed
+                         if (key := blobs.thumbnail_key(item.metadata_system))})
+    return [key for key in blob_keys if key not in still_used] + thumbnails
+
+
+def create_item(store: Store, blob_store: BlobStore | None, new: NewItem) -> CreateItemResult:
+    dataset_id = require_id(new.dataset_id, "dataset_id")
+    dir_path = normalize_dir(new.dir or "/")
+    name = check_name(new.name)
+    filename = check_filename_length(join(dir_path, name))
+    if new.type != ItemType.FILE:
+        raise InvalidArgument(f"type: {new.type} items are not supported yet, only files")
+    if new.size < 0:
+        raise InvalidArgument(f"size must not be negative, got {new.size}")
+    check_sha256(new.sha256)
+    check_blob_key(new.blob_key)
+    check_description(new.description)
+    check_json_object(new.user_metadata, "user_metadata")
+    request_id = check_request_id(new.request_id)
+
+    def work(repo: Repository) -> CreateItemResult:
+        if request_id is not None:
+            earlier = repo.get_item_by_request(dataset_id, request_id)
+            if earlier is not None:
+                return CreateItemResult(*earlier)
+        if not repo.dataset_exists(dataset_id, lock=True):
+            raise NotFound(f"dataset {dataset_id} not found")
+        now = datetime.now(UTC)
+        existing_type = _ensure_folders(repo, dataset_id, dir_path, filename, now)
+        if existing_type is None:
+            item = Item(id=uuid.uuid4().hex, dataset_id=dataset_id, dir=dir_path, name=name,
+                        filename=filename, type=ItemType.FILE, size=new.size,
+                        sha256=new.sha256, blob_key=new.blob_key, description=new.description,
+                        metadata_system={}, metadata_user=new.user_metadata, create_time=now,
+                        update_time=now)
+            repo.insert_item(item, request_id, Outcome.CREATED)
+            repo.append_events([(EventType.CREATED, item)], now)
+            return CreateItemResult(item, Outcome.CREATED)
+        if existing_type == ItemType.DIR:
+            raise AlreadyExists(f"a folder already exists at {filename} in dataset {dataset_id}")
+        if new.duplicate_policy == DuplicatePolicy.FAIL:
+            raise AlreadyExists(f"an item already exists at {filename} in dataset {dataset_id}")
+        overwrite = new.duplicate_policy == DuplicatePolicy.OVERWRITE
+        old = repo.get_item_by_filename(dataset_id, filename, lock=overwrite)
+        assert old is not None
+        if not overwrite:
+            return CreateItemResult(old, Outcome.SKIPPED)
+        item = replace(old, size=new.size, sha256=new.sha256, blob_key=new.blob_key,
+                       description=new.description, metadata_user=new.user_metadata,
+                       metadata_system={}, update_time=now)
+        repo.replace_item(item, request_id, Outcome.OVERWRITTEN)
+        repo.append_events([(EventType.CREATED, item)], now)
+        released = [key for key in unreferenced_blobs(repo, [old]) if key != item.blob_key]
+        return CreateItemResult(item, Outcome.OVERWRITTEN, released)
+
+    result = store.write(work)
+    blobs.release(blob_store, result.released_blob_keys)
+    return result
+
+
+def get_item(store: Store, item_id: str = "", dataset_id: str = "", filename: str = "") -> Item:
+    if item_id:
+        if dataset_id or filename:
+            raise InvalidArgument("set either item_id, or dataset_id and filename, not both")
+        require_id(item_id, "item_id")
+        with store.read() as repo:
+            item = repo.get_item(item_id)
+        if item is None:
+            raise NotFound(f"item {item_id} not found")
+        return item
+    if not dataset_id or not filename:
+        raise InvalidArgument("set item_id, or both dataset_id and filename")
+    require_id(dataset_id, "dataset_id")
+    full = join(*split_filename(filename))
+    with store.read() as repo:
+        item = repo.get_item_by_filename(dataset_id, full)
+        if item is None:
+            if not repo.dataset_exists(dataset_id):
+                raise NotFound(f"dataset {dataset_id} not found")
+            raise NotFound(f"item {full} not found in dataset {dataset_id}")
+    return item
+
+
+def list_items(store: Store, dataset_id: str, dir_path: str = "/", recursive: bool = False,
+               requested_page_size: int = 0, page_token: str = "") -> Page[Item]:
+    require_id(dataset_id, "dataset_id")
+    dir_path = normalize_dir(dir_path or "/")
+    limit = page_size(requested_page_size)
+    after = decode_page_token(page_token)
+    if after is not None and not after.startswith("/"):
+        raise InvalidArgument("page_token is not a token from a previous response")
+    with store.read() as repo:
+        if not repo.dataset_exists(dataset_id):
+            raise NotFound(f"dataset {dataset_id} not found")
+        if dir_path != "/":
+            folder = repo.get_item_by_filename(dataset_id, dir_path)
+            if folder is None:
+                raise NotFound(f"folder {dir_path} not found in dataset {dataset_id}")
+            if folder.type != ItemType.DIR:
+                raise InvalidArgument(f"dir: {dir_path} is a file, not a folder")
+        lister = repo.list_below if recursive else repo.list_children
+        found = lister(dataset_id, dir_path, after, limit + 1)
+    page = found[:limit]
+    return Page(page, encode_page_token(page[-1].filename) if len(found) > limit else "")
+
+
+def _check_changes(changes: ItemChanges) -> None:
+    require_id(changes.item_id, "item.id")
+    if not changes.paths:
+        raise InvalidArgument(f"update_mask must name at least one of {', '.join(UPDATABLE_PATHS)}")
+    for path in changes.paths:
+        if path not in UPDATABLE_PATHS:
+            raise InvalidArgument(
+                f"update_mask path {path!r} is not one of {', '.join(UPDATABLE_PATHS)}")
+    if "description" in changes.paths:
+        check_description(changes.description, "item.description")
+    if "metadata.user" in changes.paths:
+        check_json_object(changes.metadata_user, "item.metadata.user")
+
+
+def update_item(store: Store, changes: ItemChanges) -> Item:
+    """Applies the fields named in the mask; a new name or dir moves the item (folders cannot
+    move yet). Writes an UPDATED event with the new state."""
+    _check_changes(changes)
+    paths = changes.paths
+    new_name = check_name(changes.name, "item.name") if "name" in paths else None
+    new_dir = normalize_dir(changes.dir or "/", "item.dir") if "dir" in paths else None
+
+    def work(repo: Repository) -> Item:
+        item = repo.get_item(changes.item_id, lock=True)
+        if item is None:
+            raise NotFound(f"item {changes.item_id} not found")
+        now = datetime.now(UTC)
+        dir_path, name = new_dir or item.dir, new_name or item.name
+        filename = join(dir_path, name)
+        if filename != item.filename:
+            if item.type == ItemType.DIR:
+                raise FailedPrecondition(
+                    f"{item.filename} is a folder: moving folders is not supported yet")
+            check_filename_length(filename, "item.name")
+            if _ensure_folders(repo, item.dataset_id, dir_path, filename, now) is not None:
+                raise AlreadyExists(
+                    f"an item already exists at {filename} in dataset {item.dataset_id}")
+        updated = replace(
+            item, dir=dir_path, name=name, filename=filename, update_time=now,
+            description=changes.description if "description" in paths else item.description,
+            metadata_user=changes.metadata_user if "metadata.user" in paths
+            else item.metadata_user)
+        repo.replace_item(updated, None, None)
+        repo.append_events([(EventType.UPDATED, updated)], now)
+        return updated
+
+    return store.write(work)
+
+
+def delete_item(store: Store, blob_store: BlobStore | None, item_id: str) -> Deletion:
+    """Deletes an item, or a folder with everything below it; DELETED events for file items;
+    then the binaries nothing references any more."""
+    require_id(item_id, "item_id")
+
+    def work(repo: Repository) -> Deletion:
+        item = repo.get_item(item_id, lock=True)
+        if item is None:
+            raise NotFound(f"item {item_id} not found")
+        doomed = repo.subtree(item.dataset_id, item.filename) if item.type == ItemType.DIR \
+            else [item]
+        files = [entry for entry in doomed if entry.type != ItemType.DIR]
+        repo.append_events(((EventType.DELETED, entry) for entry in files), datetime.now(UTC))
+        repo.delete_items([entry.id for entry in doomed])
+        return Deletion(len(files), unreferenced_blobs(repo, doomed))
+
+    deletion = store.write(work)
+    blobs.release(blob_store, deletion.released_blob_keys)
+    return deletion
+
+
+def update_system_metadata(store: Store, blob_store: BlobStore | None, item_id: str,
+                           system: dict[str, Any], expected_blob_key: str = "") -> Item:
+    """Merges top-level keys into metadata.system. Writes no event on purpose: preprocessing
+    subscribes to events and writes system metadata, so an event here would feed back into it
+    forever. A replaced thumbnail's old blob is deleted after commit."""
+    require_id(item_id, "item_id")
+    check_json_object(system, "system")
+
+    def work(repo: Repository) -> tuple[Item, list[str]]:
+        item = repo.get_item(item_id, lock=True)
+        if item is None:
+            raise NotFound(f"item {item_id} not found")
+        if expected_blob_key and item.blob_key != expected_blob_key:
+            raise FailedPrecondition(
+                f"item {item_id} no longer has blob {expected_blob_key}: its content changed")
+        updated = replace(item, metadata_system={**item.metadata_system, **system},
+                          update_time=datetime.now(UTC))
+        repo.replace_item(updated, None, None)
+        old_thumbnail = blobs.thumbnail_key(item.metadata_system)
+        replaced = bool(old_thumbnail) and old_thumbnail != blobs.thumbnail_key(
+            updated.metadata_system)
+        return updated, [old_thumbnail] if replaced else []
+
+    updated, released = store.write(work)
+    blobs.release(blob_store, released)
+    return updated

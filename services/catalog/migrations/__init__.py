@@ -1,0 +1,1 @@
+"""Alembic migrations of the catalog schema, applied at start by services.catalog.migrate."""

@@ -1,0 +1,120 @@
+"""Table definitions (SQLAlchemy 2 typed models). The schema itself is created and evolved by
+the Alembic migrations in `migrations/`; these models must match the newest revision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Paths are compared and ordered bytewise on both databases, so range scans for recursive
+# listings and keyset pagination agree (PostgreSQL's default collation may be linguistic).
+Path = String().with_variant(String(collation="C"), "postgresql")
+Json = JSON().with_variant(JSONB(), "postgresql")
+Seq = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+Timestamp = DateTime(timezone=True)
+
+# On PostgreSQL the writing transaction's id orders events by commit visibility (see events.py);
+# SQLite serialises writers, so its events need no such column and it stays 0 there.
+PG_TXID_DEFAULT = "(pg_current_xact_id()::text::bigint)"
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (
+        Index("ix_datasets_project_name", "project", "name", unique=True),
+        Index("ix_datasets_project_request_id", "project", "request_id", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project: Mapped[str] = mapped_column(String(128), server_default="default")
+    name: Mapped[str] = mapped_column(Path)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class ItemRow(Base):
+    __tablename__ = "items"
+    __table_args__ = (
+        Index("ix_items_dataset_filename", "dataset_id", "filename", unique=True),
+        Index("ix_items_dataset_dir_filename", "dataset_id", "dir", "filename"),
+        Index("ix_items_dataset_request_id", "dataset_id", "request_id", unique=True),
+        Index("ix_items_blob_key", "blob_key"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("datasets.id", ondelete="CASCADE"))
+    dir: Mapped[str] = mapped_column(Path)
+    name: Mapped[str] = mapped_column(Path)
+    filename: Mapped[str] = mapped_column(Path)
+    type: Mapped[str] = mapped_column(String(8))  # "file", "dir" or "link"
+    size: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    sha256: Mapped[str] = mapped_column(String(64), server_default="")
+    blob_key: Mapped[str] = mapped_column(String(512), server_default="")
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    metadata_system: Mapped[dict[str, Any]] = mapped_column(Json)
+    metadata_user: Mapped[dict[str, Any]] = mapped_column(Json)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    update_time: Mapped[datetime] = mapped_column(Timestamp)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # What the call named by request_id did ("created" or "overwritten"), so its retry can
+    # answer with the first call's outcome.
+    request_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_txid_seq", "txid", "seq"),
+        {"sqlite_autoincrement": True},  # a deleted newest seq must never be handed out again
+    )
+
+    seq: Mapped[int] = mapped_column(Seq, primary_key=True, autoincrement=True)
+    # The migration gives PostgreSQL the server default PG_TXID_DEFAULT.
+    txid: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    type: Mapped[str] = mapped_column(String(16))  # "created", "updated" or "deleted"
+    item_id: Mapped[str] = mapped_column(String(32))
+    dataset_id: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class ConsumerGroupRow(Base):
+    __tablename__ = "consumer_groups"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    committed_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    committed_txid: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    update_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+datasets = DatasetRow.__table__
+items = ItemRow.__table__
+events = EventRow.__table__
+consumer_groups = ConsumerGroupRow.__table__

@@ -1,0 +1,30 @@
+"""Wakes this process's subscribers as soon as one of its transactions commits; events written
+by other replicas are found by polling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class CommitSignal:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._committed = asyncio.Event()
+
+    def ticket(self) -> asyncio.Event:
+        """Take one before reading, then wait on it: a commit in between is not missed."""
+        return self._committed
+
+    def notify(self) -> None:
+        """Call from the event loop's thread."""
+        self._committed.set()
+        self._committed = asyncio.Event()
+
+    def notify_threadsafe(self) -> None:
+        self._loop.call_soon_threadsafe(self.notify)
+
+    @staticmethod
+    async def wait(ticket: asyncio.Event, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ticket.wait(), timeout)

@@ -1,0 +1,117 @@
+"""CatalogService over gRPC: request -> convert -> domain call (in a worker thread) -> response.
+No rules live here; domain errors become statuses in services.common's ErrorInterceptor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+
+from corral.catalog.v1 import catalog_service_pb2 as api
+from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
+from services.blobstore.base import BlobStore
+from services.catalog import convert, datasets, events, items
+from services.catalog.notify import CommitSignal
+from services.catalog.repository import Store
+
+SERVICE_NAME = api.DESCRIPTOR.services_by_name["CatalogService"].full_name
+
+
+class CatalogServicer(api_grpc.CatalogServiceServicer):
+    def __init__(self, store: Store, blob_store: BlobStore | None, signal: CommitSignal,
+                 poll_seconds: float) -> None:
+        self._store, self._blobs = store, blob_store
+        self._signal, self._poll_seconds = signal, poll_seconds
+
+    async def CreateDataset(self, request: api.CreateDatasetRequest,
+                            context: grpc.aio.ServicerContext) -> api.CreateDatasetResponse:
+        dataset = await asyncio.to_thread(datasets.create_dataset, self._store, request.name,
+                                          request.description, request.request_id)
+        return api.CreateDatasetResponse(dataset=convert.dataset_to_proto(dataset))
+
+    async def GetDataset(self, request: api.GetDatasetRequest,
+                         context: grpc.aio.ServicerContext) -> api.GetDatasetResponse:
+        dataset = await asyncio.to_thread(datasets.get_dataset, self._store, request.dataset_id,
+                                          request.name)
+        return api.GetDatasetResponse(dataset=convert.dataset_to_proto(dataset))
+
+    async def ListDatasets(self, request: api.ListDatasetsRequest,
+                           context: grpc.aio.ServicerContext) -> api.ListDatasetsResponse:
+        page = await asyncio.to_thread(datasets.list_datasets, self._store, request.page_size,
+                                       request.page_token)
+        return api.ListDatasetsResponse(
+            datasets=[convert.dataset_to_proto(d) for d in page.entries],
+            next_page_token=page.next_page_token)
+
+    async def DeleteDataset(self, request: api.DeleteDatasetRequest,
+                            context: grpc.aio.ServicerContext) -> api.DeleteDatasetResponse:
+        deletion = await asyncio.to_thread(datasets.delete_dataset, self._store, self._blobs,
+                                           request.dataset_id)
+        return api.DeleteDatasetResponse(deleted_items=deletion.deleted_items)
+
+    async def CreateItem(self, request: api.CreateItemRequest,
+                         context: grpc.aio.ServicerContext) -> api.CreateItemResponse:
+        new = convert.new_item(request)
+        result = await asyncio.to_thread(items.create_item, self._store, self._blobs, new)
+        return convert.create_result_to_proto(result)
+
+    async def GetItem(self, request: api.GetItemRequest,
+                      context: grpc.aio.ServicerContext) -> api.GetItemResponse:
+        item = await asyncio.to_thread(items.get_item, self._store, request.item_id,
+                                       request.dataset_id, request.filename)
+        return api.GetItemResponse(item=convert.item_to_proto(item))
+
+    async def ListItems(self, request: api.ListItemsRequest,
+                        context: grpc.aio.ServicerContext) -> api.ListItemsResponse:
+        page = await asyncio.to_thread(items.list_items, self._store, request.dataset_id,
+                                       request.dir, request.recursive, request.page_size,
+                                       request.page_token)
+        return api.ListItemsResponse(items=[convert.item_to_proto(i) for i in page.entries],
+                                     next_page_token=page.next_page_token)
+
+    async def UpdateItem(self, request: api.UpdateItemRequest,
+                         context: grpc.aio.ServicerContext) -> api.UpdateItemResponse:
+        changes = convert.item_changes(request)
+        item = await asyncio.to_thread(items.update_item, self._store, changes)
+        return api.UpdateItemResponse(item=convert.item_to_proto(item))
+
+    async def DeleteItem(self, request: api.DeleteItemRequest,
+                         context: grpc.aio.ServicerContext) -> api.DeleteItemResponse:
+        deletion = await asyncio.to_thread(items.delete_item, self._store, self._blobs,
+                                           request.item_id)
+        return api.DeleteItemResponse(deleted_items=deletion.deleted_items)
+
+    async def UpdateSystemMetadata(
+            self, request: api.UpdateSystemMetadataRequest,
+            context: grpc.aio.ServicerContext) -> api.UpdateSystemMetadataResponse:
+        item = await asyncio.to_thread(
+            items.update_system_metadata, self._store, self._blobs, request.item_id,
+            convert.struct_in(request.system, "system"), request.expected_blob_key)
+        return api.UpdateSystemMetadataResponse(item=convert.item_to_proto(item))
+
+    async def Subscribe(self, request: api.SubscribeRequest,
+                        context: grpc.aio.ServicerContext) -> AsyncIterator[api.SubscribeResponse]:
+        event_filter = convert.event_filter(request)
+        start = await asyncio.to_thread(
+            events.start_position, self._store, request.consumer_group, request.start_cursor,
+            convert.start_position(request.start_position))
+        async for event in events.subscribe(self._store, self._signal, start, event_filter,
+                                            self._poll_seconds):
+            yield api.SubscribeResponse(event=convert.event_to_proto(event))
+
+    async def AckEvents(self, request: api.AckEventsRequest,
+                        context: grpc.aio.ServicerContext) -> api.AckEventsResponse:
+        committed = await asyncio.to_thread(events.ack, self._store, request.consumer_group,
+                                            request.cursor)
+        return api.AckEventsResponse(committed_cursor=events.format_cursor(committed))
+
+    async def GetConsumerGroup(self, request: api.GetConsumerGroupRequest,
+                               context: grpc.aio.ServicerContext) -> api.GetConsumerGroupResponse:
+        state = await asyncio.to_thread(events.consumer_group_state, self._store,
+                                        request.consumer_group)
+        return api.GetConsumerGroupResponse(
+            consumer_group=state.name,
+            committed_cursor=events.format_cursor(state.committed) if state.committed else "",
+            head_cursor=events.format_cursor(state.head) if state.head else "",
+            pending_events=state.pending_events)

@@ -1,0 +1,140 @@
+"""Request checks shared by the domain functions; each error names the offending field."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import unicodedata
+from typing import Any
+
+from corral.errors import InvalidArgument
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+MAX_DATASET_NAME = 128
+MAX_REQUEST_ID = 128
+MAX_DESCRIPTION = 64 * 1024
+MAX_BLOB_KEY = 512
+MAX_METADATA_BYTES = 1024 * 1024
+# PostgreSQL btree entries are limited to ~2700 bytes; (dataset_id, dir, filename) must fit.
+MAX_FILENAME_BYTES = 1024
+
+_ID = re.compile(r"[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def require_id(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgument(f"{field} is required")
+    if not _ID.fullmatch(value):
+        raise InvalidArgument(f"{field} must be 32 lowercase hex characters, got {value!r}")
+    return value
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(c) == "Cc" for c in text)
+
+
+def check_dataset_name(name: str, field: str = "name") -> str:
+    name = unicodedata.normalize("NFC", name)
+    if not name or not name.strip():
+        raise InvalidArgument(f"{field} must not be empty")
+    if len(name) > MAX_DATASET_NAME:
+        raise InvalidArgument(f"{field} is longer than {MAX_DATASET_NAME} characters")
+    if "/" in name:
+        raise InvalidArgument(f"{field} must not contain '/': {name!r}")
+    if _has_control(name):
+        raise InvalidArgument(f"{field} must not contain control characters: {name!r}")
+    return name
+
+
+def check_request_id(value: str, field: str = "request_id") -> str | None:
+    """The request id, or None when the caller sent none."""
+    if not value:
+        return None
+    if len(value) > MAX_REQUEST_ID or _has_control(value):
+        raise InvalidArgument(
+            f"{field} must be at most {MAX_REQUEST_ID} printable characters")
+    return value
+
+
+def check_description(value: str, field: str = "description") -> str:
+    if len(value) > MAX_DESCRIPTION:
+        raise InvalidArgument(f"{field} is longer than {MAX_DESCRIPTION} characters")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL
+        raise InvalidArgument(f"{field} must not contain NUL characters")
+    return value
+
+
+def check_sha256(value: str, field: str = "sha256") -> str:
+    if not _SHA256.fullmatch(value):
+        raise InvalidArgument(f"{field} must be 64 lowercase hex characters, got {value!r}")
+    return value
+
+
+def check_blob_key(value: str, field: str = "blob_key") -> str:
+    if not value:
+        raise InvalidArgument(f"{field} is required")
+    if len(value) > MAX_BLOB_KEY or _has_control(value):
+        raise InvalidArgument(f"{field} must be at most {MAX_BLOB_KEY} printable characters")
+    return value
+
+
+def check_filename_length(filename: str, field: str = "filename") -> str:
+    if len(filename.encode()) > MAX_FILENAME_BYTES:
+        raise InvalidArgument(f"{field} is longer than {MAX_FILENAME_BYTES} bytes: {filename!r}")
+    return filename
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def check_json_object(value: Any, field: str) -> dict[str, Any]:
+    """A JSON object both databases can store: finite numbers, no NUL, at most 1 MiB."""
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field} must be a JSON object")
+    if not value:
+        return value
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError as exc:
+        raise InvalidArgument(f"{field} must hold finite numbers only: {exc}") from exc
+    if _holds_nul(value):  # PostgreSQL jsonb cannot hold \u0000
+        raise InvalidArgument(f"{field} must not contain NUL characters")
+    if len(text) > MAX_METADATA_BYTES:
+        raise InvalidArgument(f"{field} is larger than {MAX_METADATA_BYTES} bytes as JSON")
+    return value
+
+
+def page_size(requested: int, field: str = "page_size") -> int:
+    if requested < 0:
+        raise InvalidArgument(f"{field} must not be negative, got {requested}")
+    if requested == 0:
+        return DEFAULT_PAGE_SIZE
+    return min(requested, MAX_PAGE_SIZE)
+
+
+def encode_page_token(last_key: str) -> str:
+    return base64.urlsafe_b64encode(last_key.encode()).decode()
+
+
+def decode_page_token(token: str, field: str = "page_token") -> str | None:
+    """The last key of the previous page, or None for the first page."""
+    if not token:
+        return None
+    try:
+        key = base64.urlsafe_b64decode(token.encode("ascii")).decode()
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise InvalidArgument(f"{field} is not a token from a previous response") from exc
+    if not key:
+        raise InvalidArgument(f"{field} is not a token from a previous response")
+    return key

@@ -25,7 +25,8 @@ def running_services(names: tuple[str, ...] = ("catalog", "upload", "preprocess"
     """Starts the named services (catalog first) sharing one data directory."""
     with contextlib.ExitStack() as stack:
         if data_dir is None:
-            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="corral-bench-")))
+            tmp = tempfile.TemporaryDirectory(prefix="corral-bench-")
+            data_dir = Path(stack.enter_context(tmp))
         base_env = {"CORRAL_DATA_DIR": str(data_dir), "CORRAL_LOG_LEVEL": "warning", **(env or {})}
         started: dict[str, ServiceProcess] = {}
         for name in names:

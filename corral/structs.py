@@ -27,10 +27,13 @@ def _restore_ints(value: Any) -> Any:
     return value
 
 
-def struct_to_dict(struct: struct_pb2.Struct | None) -> dict[str, Any]:
+def struct_to_dict(struct: struct_pb2.Struct | None, field: str = "metadata") -> dict[str, Any]:
     if struct is None:
         return {}
-    return _restore_ints(MessageToDict(struct))
+    try:
+        return _restore_ints(MessageToDict(struct))
+    except ValueError as exc:  # NaN and Infinity have no JSON form
+        raise InvalidArgument(f"{field} is not representable as JSON: {exc}") from exc
 
 
 def dict_to_struct(data: dict[str, Any] | None, field: str = "metadata") -> struct_pb2.Struct:

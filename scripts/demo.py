@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.images import photo_like  # noqa: E402
 from corral.client import Client  # noqa: E402
+from corral.client.client import preprocess_status  # noqa: E402
 from corral.launcher import wait_serving  # noqa: E402
 
 DEMO = ROOT / ".demo"
@@ -82,8 +83,7 @@ def main() -> int:
                     env["CORRAL_PREPROCESS_ADDR"]) as client:
             items = client.wait_for_preprocessing("demo", timeout=120)
             seconds = time.perf_counter() - started
-            failed = [i for i in items
-                      if i["metadata"]["system"]["executionLogs"]["preprocess"]["status"] != "success"]
+            failed = [i for i in items if preprocess_status(i) != "success"]
             print(f"\n{len(items)} items uploaded, catalogued and preprocessed in {seconds:.1f} s "
                   f"({len(failed)} failed, as expected for broken.jpg)")
             cli("ls", "demo", "--recursive", env=env)

@@ -41,7 +41,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         generated = generate(out)
-        stale = [p for p in generated if not (ROOT / p).exists() or not filecmp.cmp(out / p, ROOT / p, shallow=False)]
+        stale = [p for p in generated
+                 if not (ROOT / p).exists() or not filecmp.cmp(out / p, ROOT / p, shallow=False)]
         if args.check:
             for p in stale:
                 print(f"stub out of date: {p} (run: python scripts/gen_protos.py)", file=sys.stderr)

@@ -7,7 +7,8 @@ from services.common.config import settings_table
 from services.preprocess.config import PreprocessConfig
 from services.upload.config import UploadConfig
 
-ALL_CONFIGS = (CatalogConfig, UploadConfig, PreprocessConfig)
+CONFIGS = {"catalog": CatalogConfig, "upload": UploadConfig, "preprocess": PreprocessConfig}
+ALL_CONFIGS = tuple(CONFIGS.values())
 
 if __name__ == "__main__":
-    print(settings_table(*ALL_CONFIGS))
+    print(settings_table(CONFIGS))

@@ -31,7 +31,7 @@ def open_database(url: str) -> Database:
 
 def make_register(db: Database, blob_store: BlobStore | None,
                   poll_seconds: float = 0.25) -> Register:
-    async def register(server: grpc.aio.Server) -> tuple[list[str], Cleanup]:
+    async def register(server: grpc.aio.Server) -> tuple[list[str], Cleanup, Cleanup]:
         signal = CommitSignal(asyncio.get_running_loop())
         store = Store(db, on_commit=signal.notify_threadsafe)
         api_grpc.add_CatalogServiceServicer_to_server(
@@ -40,6 +40,11 @@ def make_register(db: Database, blob_store: BlobStore | None,
         async def cleanup() -> None:
             await asyncio.to_thread(db.dispose)
 
-        return [SERVICE_NAME], cleanup
+        async def end_subscriptions() -> None:
+            # Subscribe streams never end by themselves; without this a stop would wait out
+            # the whole grace period. Subscribers reconnect and resume from their cursors.
+            signal.close()
+
+        return [SERVICE_NAME], cleanup, end_subscriptions
 
     return register

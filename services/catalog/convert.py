@@ -59,10 +59,7 @@ def _enum_in(mapping: dict[int, E], value: int, field: str) -> E:
 
 def struct_in(struct: Struct, field: str) -> dict[str, Any]:
     """A request's Struct as a dict; NaN and infinities are refused (JSON cannot hold them)."""
-    try:
-        return struct_to_dict(struct)
-    except ValueError as exc:
-        raise InvalidArgument(f"{field} is not valid JSON: {exc}") from None
+    return struct_to_dict(struct, field)
 
 
 def timestamp(value: datetime) -> Timestamp:

@@ -85,10 +85,10 @@ def read_batch(store: Store, after: Position, event_filter: EventFilter,
 
 async def subscribe(store: Store, signal: CommitSignal, after: Position,
                     event_filter: EventFilter, poll_seconds: float) -> AsyncIterator[Event]:
-    """Every matching event after `after`, forever; cancel to stop."""
+    """Every matching event after `after`, until cancelled or the signal is closed."""
     check_filter(event_filter)
     position = after
-    while True:
+    while not signal.closed:
         ticket = signal.ticket()
         batch = await asyncio.to_thread(read_batch, store, position, event_filter)
         for event in batch:

@@ -11,6 +11,12 @@ class CommitSignal:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._committed = asyncio.Event()
+        self.closed = False
+
+    def close(self) -> None:
+        """Ends every subscription loop waiting on this signal (the server is stopping)."""
+        self.closed = True
+        self.notify()
 
     def ticket(self) -> asyncio.Event:
         """Take one before reading, then wait on it: a commit in between is not missed."""

@@ -80,20 +80,23 @@ def load(cls: type[T], argv: list[str] | None = None, description: str = "") -> 
     return cls(**values)
 
 
-def settings_table(*classes: type) -> str:
-    """A Markdown table of every setting: variable, flag, default, meaning."""
-    rows = ["| variable | flag | default | meaning |", "| --- | --- | --- | --- |"]
-    seen: set[str] = set()
-    for cls in classes:
+def settings_table(configs: dict[str, type]) -> str:
+    """A Markdown table of every setting of the named config classes: variable, flag, default,
+    which services read it, meaning."""
+    rows: dict[str, list[str]] = {}
+    readers: dict[str, list[str]] = {}
+    for service, cls in configs.items():
         for field in dataclasses.fields(cls):
             env = field.metadata["env"]
-            if env in seen:
-                continue
-            seen.add(env)
-            default = "" if field.default in (None, "") else f"`{field.default}`"
-            flag = "--" + field.name.replace("_", "-")
-            rows.append(f"| `{env}` | `{flag}` | {default} | {field.metadata['help']} |")
-    return "\n".join(rows)
+            readers.setdefault(env, []).append(service)
+            if env not in rows:
+                default = "" if field.default in (None, "") else f"`{field.default}`"
+                flag = "--" + field.name.replace("_", "-")
+                rows[env] = [f"`{env}`", f"`{flag}`", default, field.metadata["help"]]
+    lines = ["| variable | flag | default | read by | meaning |", "| --- | --- | --- | --- | --- |"]
+    for env, (name, flag, default, meaning) in rows.items():
+        lines.append(f"| {name} | {flag} | {default} | {', '.join(readers[env])} | {meaning} |")
+    return "\n".join(lines)
 
 
 def env_names(*classes: type) -> set[str]:

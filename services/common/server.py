@@ -5,8 +5,10 @@ Each service's __main__ builds its servicers and calls `run(...)`:
 
     run("catalog", config.addr, register, grace=config.grace_seconds, port_file=config.port_file)
 
-where `register(server)` adds the servicers and returns (service full names, cleanup coroutine
-or None). The cleanup runs after the server stopped accepting and in-flight calls finished.
+where `register(server)` adds the servicers and returns (service full names, cleanup) or
+(service full names, cleanup, on_stopping). `on_stopping` runs as soon as a stop begins, so that
+endless streams (subscriptions) can end instead of holding the grace period; `cleanup` runs after
+the server stopped accepting and in-flight calls finished. Both may be None.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from services.common.errors_interceptor import ErrorInterceptor
 log = logging.getLogger("corral.server")
 
 Cleanup = Callable[[], Awaitable[None]] | None
-Register = Callable[[grpc.aio.Server], Awaitable[tuple[list[str], Cleanup]]]
+Registration = tuple[list[str], Cleanup] | tuple[list[str], Cleanup, Cleanup]
+Register = Callable[[grpc.aio.Server], Awaitable[Registration]]
 
 # Chunks are up to a few MiB; leave headroom over gRPC's 4 MiB default.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -43,14 +46,16 @@ class RunningServer:
     """A started server: its real port, its health servicer, and how to stop it."""
 
     def __init__(self, name: str, server: grpc.aio.Server, health: HealthServicer, port: int,
-                 services: list[str], cleanup: Cleanup) -> None:
+                 services: list[str], cleanup: Cleanup, on_stopping: Cleanup = None) -> None:
         self.name, self.server, self.health, self.port = name, server, health, port
-        self.services, self._cleanup = services, cleanup
+        self.services, self._cleanup, self._on_stopping = services, cleanup, on_stopping
 
     async def stop(self, grace: float) -> None:
         """NOT_SERVING at once, refuse new calls, let in-flight ones finish within `grace`."""
         log.info("stopping", extra={"service": self.name, "grace_s": grace})
         await self.health.enter_graceful_shutdown()
+        if self._on_stopping is not None:
+            await self._on_stopping()
         await self.server.stop(grace)
         if self._cleanup is not None:
             await self._cleanup()
@@ -60,7 +65,8 @@ class RunningServer:
 async def start(name: str, addr: str, register: Register) -> RunningServer:
     """Builds, binds and starts the server; `addr` may use port 0."""
     server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=SERVER_OPTIONS)
-    services, cleanup = await register(server)
+    services, cleanup, *rest = await register(server)
+    on_stopping = rest[0] if rest else None
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -72,7 +78,7 @@ async def start(name: str, addr: str, register: Register) -> RunningServer:
     await server.start()
     for service in ["", *services]:
         await health.set(service, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(name, server, health, port, services, cleanup)
+    return RunningServer(name, server, health, port, services, cleanup, on_stopping)
 
 
 def bound_address(addr: str, port: int) -> str:

@@ -4,6 +4,7 @@ consumer-group cursors surviving a restart."""
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 
 import grpc
@@ -59,3 +60,17 @@ def test_default_sqlite_and_fs_blob_store_in_the_data_dir(service_factory, tmp_p
         stub.DeleteItem(api.DeleteItemRequest(item_id=item.id))
         assert not blobs.exists(key)  # deleted after the commit, through the real store
     assert (tmp_path / "data" / "catalog.db").exists()
+
+
+def test_sigterm_ends_open_subscriptions_without_waiting_out_the_grace(service_factory):
+    service = service_factory("catalog", env={"CORRAL_GRACE_SECONDS": "30"})
+    with grpc.insecure_channel(service.addr) as channel:
+        stub = api_grpc.CatalogServiceStub(channel)
+        stream = stub.Subscribe(api.SubscribeRequest())
+        dataset = new_dataset(stub)
+        create_item(stub, dataset.id, "/", "a.jpg")
+        assert next(stream).event.item.name == "a.jpg"
+        started = time.monotonic()
+        assert service.stop() == 0
+        assert time.monotonic() - started < 10, "an open Subscribe held the stop"
+        assert list(stream) == []  # the stream ended cleanly; subscribers resume from cursors

@@ -27,6 +27,7 @@ def running_services(names: tuple[str, ...] = ("catalog", "upload", "preprocess"
         if data_dir is None:
             tmp = tempfile.TemporaryDirectory(prefix="corral-bench-")
             data_dir = Path(stack.enter_context(tmp))
+        data_dir.mkdir(parents=True, exist_ok=True)
         base_env = {"CORRAL_DATA_DIR": str(data_dir), "CORRAL_LOG_LEVEL": "warning", **(env or {})}
         started: dict[str, ServiceProcess] = {}
         for name in names:
@@ -46,6 +47,21 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants so far."""
+    import psutil
+
+    process = psutil.Process(pid)
+    total = 0.0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
 
 
 def machine() -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.common import Timer, record, running_services
+from bench.common import Timer, cpu_seconds, record, running_services
 from bench.images import write_jpegs
 from corral.client import Client
 
@@ -81,6 +81,7 @@ def main() -> None:
                 stats = wait_until_processed(client, args.count, timeout=600)
                 end_to_end = time.perf_counter() - started
                 assert stats["failed"] == 0, stats
+                cpu = {name: cpu_seconds(s.proc.pid) for name, s in services.items()}
 
     n = args.count
     record("small_images", [
@@ -95,7 +96,8 @@ def main() -> None:
          "seconds": end_to_end, "items/s": n / end_to_end, "target": ">= 400",
          "ratio vs Pillow": pillow.seconds / end_to_end},
     ])
-    print(f"mean file size {mean_kib:.1f} KiB")
+    print(f"mean file size {mean_kib:.1f} KiB; CPU ms per item: "
+          + ", ".join(f"{name} {1000 * sec / n:.2f}" for name, sec in cpu.items()))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sdk.stack import Stack, running_stack
 
+from corral.client import Client
 from corral.launcher import ServiceProcess
 
 PG_ADMIN_DSN = os.environ.get("CORRAL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -67,3 +69,16 @@ def service_factory(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     yield start
     for service in reversed(started):
         service.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """All three services, once per test module (see tests/sdk/stack.py)."""
+    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[Client]:
+    with Client(**stack.client_kwargs()) as sdk_client:
+        yield sdk_client

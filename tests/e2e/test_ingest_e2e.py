@@ -4,14 +4,10 @@ SDK upload -> upload service -> blob store + catalog -> preprocess -> metadata a
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
-
-from corral.client import Client
-from corral.client.client import preprocess_status
 from preprocess.images import (
     QUADRANT_COLOURS,
     encode,
@@ -20,15 +16,12 @@ from preprocess.images import (
     png_declaring,
     truncated_jpeg,
 )
-from sdk.stack import Stack, running_stack
+from sdk.stack import Stack
+
+from corral.client import Client
+from corral.client.client import preprocess_status
 
 PICTURE = (120, 60)  # display width x height of every oriented sample
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("e2e")) as running:
-        yield running
 
 
 def _write_samples(root: Path) -> Path:

@@ -15,6 +15,7 @@ from services.catalog.db import Database
 from services.catalog.notify import CommitSignal
 from services.catalog.repository import Store
 from services.catalog.servicer import SERVICE_NAME, CatalogServicer
+from services.catalog.writer import BatchWriter
 from services.common.server import Cleanup, Register
 
 log = logging.getLogger("corral.catalog")
@@ -34,10 +35,12 @@ def make_register(db: Database, blob_store: BlobStore | None,
     async def register(server: grpc.aio.Server) -> tuple[list[str], Cleanup, Cleanup]:
         signal = CommitSignal(asyncio.get_running_loop())
         store = Store(db, on_commit=signal.notify_threadsafe)
+        writer = BatchWriter(store, signal)
         api_grpc.add_CatalogServiceServicer_to_server(
-            CatalogServicer(store, blob_store, signal, poll_seconds), server)
+            CatalogServicer(store, writer, blob_store, signal, poll_seconds), server)
 
         async def cleanup() -> None:
+            await asyncio.to_thread(writer.stop)
             await asyncio.to_thread(db.dispose)
 
         async def end_subscriptions() -> None:

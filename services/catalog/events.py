@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from corral.errors import InvalidArgument
@@ -79,7 +79,7 @@ def start_position(store: Store, consumer_group: str = "", start_cursor: str = "
 
 def read_batch(store: Store, after: Position, event_filter: EventFilter,
                limit: int = BATCH_SIZE) -> list[Event]:
-    with store.read() as repo:
+    with store.read(one_statement=True) as repo:
         return repo.read_events(after, limit, event_filter)
 
 
@@ -98,8 +98,9 @@ async def subscribe(store: Store, signal: CommitSignal, after: Position,
             await signal.wait(ticket, poll_seconds)
 
 
-def ack(store: Store, consumer_group: str, cursor: str) -> Position:
-    """Commits the group's cursor (created on first use); it never moves backwards."""
+def ack(consumer_group: str, cursor: str) -> Callable[[Repository], Position]:
+    """The write that commits the group's cursor (created on first use); it never moves
+    backwards."""
     check_group_name(consumer_group)
     if not cursor:
         raise InvalidArgument("cursor is required")
@@ -111,7 +112,7 @@ def ack(store: Store, consumer_group: str, cursor: str) -> Position:
             raise InvalidArgument(f"cursor {cursor} is ahead of the event stream")
         return repo.commit_consumer_group(consumer_group, position, datetime.now(UTC))
 
-    return store.write(work)
+    return work
 
 
 def consumer_group_state(store: Store, consumer_group: str) -> ConsumerGroupState:

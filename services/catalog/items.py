@@ -5,7 +5,7 @@ the same transaction (transactional outbox)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -73,7 +73,9 @@ def unreferenced_blobs(repo: Repository, removed: Sequence[Item]) -> list[str]:
     return [key for key in blob_keys if key not in still_used] + thumbnails
 
 
-def create_item(store: Store, blob_store: BlobStore | None, new: NewItem) -> CreateItemResult:
+def create_item(new: NewItem) -> Callable[[Repository], CreateItemResult]:
+    """Validates `new` and returns the write that creates it (run by the group-commit writer);
+    the caller deletes the result's released blobs after commit."""
     dataset_id = require_id(new.dataset_id, "dataset_id")
     dir_path = normalize_dir(new.dir or "/")
     name = check_name(new.name)
@@ -123,9 +125,7 @@ def create_item(store: Store, blob_store: BlobStore | None, new: NewItem) -> Cre
         released = [key for key in unreferenced_blobs(repo, [old]) if key != item.blob_key]
         return CreateItemResult(item, Outcome.OVERWRITTEN, released)
 
-    result = store.write(work)
-    blobs.release(blob_store, result.released_blob_keys)
-    return result
+    return work
 
 
 def get_item(store: Store, item_id: str = "", dataset_id: str = "", filename: str = "") -> Item:
@@ -133,7 +133,7 @@ def get_item(store: Store, item_id: str = "", dataset_id: str = "", filename: st
         if dataset_id or filename:
             raise InvalidArgument("set either item_id, or dataset_id and filename, not both")
         require_id(item_id, "item_id")
-        with store.read() as repo:
+        with store.read(one_statement=True) as repo:
             item = repo.get_item(item_id)
         if item is None:
             raise NotFound(f"item {item_id} not found")
@@ -244,11 +244,12 @@ def delete_item(store: Store, blob_store: BlobStore | None, item_id: str) -> Del
     return deletion
 
 
-def update_system_metadata(store: Store, blob_store: BlobStore | None, item_id: str,
-                           system: dict[str, Any], expected_blob_key: str = "") -> Item:
-    """Merges top-level keys into metadata.system. Writes no event on purpose: preprocessing
-    subscribes to events and writes system metadata, so an event here would feed back into it
-    forever. A replaced thumbnail's old blob is deleted after commit."""
+def update_system_metadata(item_id: str, system: dict[str, Any], expected_blob_key: str = ""
+                           ) -> Callable[[Repository], tuple[Item, list[str]]]:
+    """The write that merges top-level keys into metadata.system; it returns the item and the
+    replaced thumbnail's blob, which the caller deletes after commit. Writes no event on
+    purpose: preprocessing subscribes to events and writes system metadata, so an event here
+    would feed back into it forever."""
     require_id(item_id, "item_id")
     check_json_object(system, "system")
 
@@ -261,12 +262,10 @@ def update_system_metadata(store: Store, blob_store: BlobStore | None, item_id: 
                 f"item {item_id} no longer has blob {expected_blob_key}: its content changed")
         updated = replace(item, metadata_system={**item.metadata_system, **system},
                           update_time=datetime.now(UTC))
-        repo.replace_item(updated, None, None)
+        repo.set_system_metadata(item_id, updated.metadata_system, updated.update_time)
         old_thumbnail = blobs.thumbnail_key(item.metadata_system)
         replaced = bool(old_thumbnail) and old_thumbnail != blobs.thumbnail_key(
             updated.metadata_system)
         return updated, [old_thumbnail] if replaced else []
 
-    updated, released = store.write(work)
-    blobs.release(blob_store, released)
-    return updated
+    return work

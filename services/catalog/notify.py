@@ -11,6 +11,7 @@ class CommitSignal:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._committed = asyncio.Event()
+        self._wake_pending = False
         self.closed = False
 
     def close(self) -> None:
@@ -28,7 +29,20 @@ class CommitSignal:
         self._committed = asyncio.Event()
 
     def notify_threadsafe(self) -> None:
-        self._loop.call_soon_threadsafe(self.notify)
+        """Wakes the loop at most once however many commits land before it runs: a commit
+        that sees a wake-up pending is covered by it, since the flag drops before notify()
+        and subscribers read only after that."""
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        try:
+            self._loop.call_soon_threadsafe(self._wake)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            self._wake_pending = False
+
+    def _wake(self) -> None:
+        self._wake_pending = False
+        self.notify()
 
     @staticmethod
     async def wait(ticket: asyncio.Event, timeout: float) -> None:

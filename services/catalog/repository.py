@@ -15,18 +15,15 @@ from sqlalchemy import (
     Connection,
     Row,
     and_,
-    bindparam,
     delete,
     func,
-    literal_column,
     select,
-    tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from services.catalog.db import Database
-from services.catalog.models import consumer_groups, datasets, events, items
+from services.catalog.driver import Raw
+from services.catalog.models import datasets, items
 from services.catalog.records import (
     ConsumerGroupState,
     Dataset,
@@ -40,11 +37,6 @@ from services.catalog.records import (
 )
 
 T = TypeVar("T")
-
-# Every transaction with a smaller id has finished (committed or rolled back), so events
-# below it can no longer appear behind a reader's back.
-_PG_XMIN = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
@@ -74,15 +66,37 @@ def _item_values(item: Item) -> dict[str, Any]:
     }
 
 
-def _event(row: Row) -> Event:
-    return Event(position=Position(row.txid, row.seq), type=EventType(row.type),
-                 item_id=row.item_id, dataset_id=row.dataset_id,
-                 item=Item.from_payload(row.payload), create_time=_utc(row.create_time))
+def _raw_item(row: Sequence[Any], raw: Raw) -> Item:
+    driver = raw.driver
+    return Item(
+        id=row[0], dataset_id=row[1], dir=row[2], name=row[3], filename=row[4],
+        type=ItemType(row[5]), size=row[6], sha256=row[7], blob_key=row[8], description=row[9],
+        metadata_system=driver.json_out(row[10]), metadata_user=driver.json_out(row[11]),
+        create_time=_utc(driver.time_out(row[12])), update_time=_utc(driver.time_out(row[13])))
+
+
+def _raw_item_values(item: Item, raw: Raw) -> dict[str, Any]:
+    driver = raw.driver
+    return {**_item_values(item), "metadata_system": driver.json_in(item.metadata_system),
+            "metadata_user": driver.json_in(item.metadata_user),
+            "create_time": driver.time_in(item.create_time),
+            "update_time": driver.time_in(item.update_time)}
 
 
 class Repository:
     def __init__(self, conn: Connection, db: Database) -> None:
         self._conn, self._db = conn, db
+        self._raw = Raw(conn, db.driver)
+        # PostgreSQL's row locks; SQLite has none (BEGIN IMMEDIATE serialises its writers).
+        self._pg = db.is_postgres
+
+    def _lock(self, clause: str, wanted: bool = True) -> str:
+        return clause if wanted and self._pg else ""
+
+    def snapshot(self) -> None:
+        """Makes the following reads see one consistent state (a read transaction)."""
+        if not self._conn.in_transaction():
+            self._conn.begin()
 
     # -- datasets ---------------------------------------------------------------------------
 
@@ -106,8 +120,8 @@ class Repository:
 
     def dataset_exists(self, dataset_id: str, lock: bool = False) -> bool:
         """`lock`: keep a concurrent DeleteDataset (PostgreSQL) waiting until this commits."""
-        query = _DATASET_EXISTS_LOCKED if lock else _DATASET_EXISTS
-        return self._conn.execute(query, {"id": dataset_id}).first() is not None
+        sql = "SELECT 1 FROM datasets WHERE id = :id" + self._lock(" FOR KEY SHARE", lock)
+        return self._raw.one(sql, {"id": dataset_id}) is not None
 
     def insert_dataset(self, dataset: Dataset, request_id: str | None) -> None:
         self._conn.execute(datasets.insert().values(
@@ -139,40 +153,41 @@ class Repository:
 
     def get_item(self, item_id: str, lock: bool = False) -> Item | None:
         """`lock`: hold the row until commit (read-modify-write on PostgreSQL)."""
-        query = _ITEM_BY_ID_LOCKED if lock else _ITEM_BY_ID
-        row = self._conn.execute(query, {"id": item_id}).first()
-        return _item(row) if row else None
+        row = self._raw.one(_ITEM_BY_ID + self._lock(" FOR UPDATE", lock), {"id": item_id})
+        return _raw_item(row, self._raw) if row else None
 
     def get_item_by_filename(self, dataset_id: str, filename: str,
                              lock: bool = False) -> Item | None:
-        query = _ITEM_BY_FILENAME_LOCKED if lock else _ITEM_BY_FILENAME
-        row = self._conn.execute(query, {"dataset_id": dataset_id, "filename": filename}).first()
-        return _item(row) if row else None
+        row = self._raw.one(_ITEM_BY_FILENAME + self._lock(" FOR UPDATE", lock),
+                            {"dataset_id": dataset_id, "filename": filename})
+        return _raw_item(row, self._raw) if row else None
 
     def get_item_by_request(self, dataset_id: str, request_id: str) -> tuple[Item, Outcome] | None:
-        row = self._conn.execute(
-            _ITEM_BY_REQUEST, {"dataset_id": dataset_id, "request_id": request_id}).first()
+        row = self._raw.one(_ITEM_BY_REQUEST, {"dataset_id": dataset_id, "request_id": request_id})
         if row is None:
             return None
-        return _item(row), Outcome(row.request_outcome or Outcome.CREATED)
+        return _raw_item(row, self._raw), Outcome(row[14] or Outcome.CREATED)
 
     def item_types_at(self, dataset_id: str, filenames: Sequence[str]) -> dict[str, ItemType]:
         """The types of the items at `filenames`. The rows stay key-share locked, so a
         concurrent folder delete (PostgreSQL) waits and then sees what this transaction adds."""
-        rows = self._conn.execute(
-            _ITEM_TYPES_AT, {"dataset_id": dataset_id, "filenames": list(filenames)}).all()
+        params = {f"f{i}": filename for i, filename in enumerate(filenames)}
+        rows = self._raw.all(
+            "SELECT filename, type FROM items WHERE dataset_id = :dataset_id AND filename IN ("
+            + ", ".join(f":{key}" for key in params) + ")" + self._lock(" FOR KEY SHARE"),
+            {"dataset_id": dataset_id, **params})
         return {filename: ItemType(kind) for filename, kind in rows}
 
     def insert_folders(self, folders: Iterable[Item]) -> None:
         """Folders that already exist (perhaps created concurrently) are left alone."""
-        values = [{**_item_values(folder), "request_id": None} for folder in folders]
-        if values:
-            insert = _PG_INSERT_FOLDERS if self._db.is_postgres else _SQLITE_INSERT_FOLDERS
-            self._conn.execute(insert, values)
+        self._raw.many(_INSERT_ITEM + " ON CONFLICT (dataset_id, filename) DO NOTHING",
+                       [{**_raw_item_values(folder, self._raw), "request_id": None,
+                         "request_outcome": None} for folder in folders])
 
     def insert_item(self, item: Item, request_id: str | None, outcome: Outcome | None) -> None:
-        self._conn.execute(_INSERT_ITEM, {**_item_values(item), "request_id": request_id,
-                                          "request_outcome": str(outcome) if outcome else None})
+        self._raw.run(_INSERT_ITEM, {**_raw_item_values(item, self._raw),
+                                     "request_id": request_id,
+                                     "request_outcome": str(outcome) if outcome else None})
 
     def replace_item(self, item: Item, request_id: str | None, outcome: Outcome | None) -> None:
         """Writes every mutable column of `item` (by id); the request id only when given."""
@@ -181,6 +196,14 @@ class Repository:
         if request_id is not None:
             values.update(request_id=request_id, request_outcome=str(outcome) if outcome else None)
         self._conn.execute(update(items).where(items.c.id == item.id).values(**values))
+
+    def set_system_metadata(self, item_id: str, metadata_system: dict[str, Any],
+                            update_time: datetime) -> None:
+        driver = self._raw.driver
+        self._raw.run("UPDATE items SET metadata_system = :metadata_system, "
+                      "update_time = :update_time WHERE id = :id",
+                      {"id": item_id, "metadata_system": driver.json_in(metadata_system),
+                       "update_time": driver.time_in(update_time)})
 
     def list_children(self, dataset_id: str, dir_path: str, after: str | None,
                       limit: int) -> list[Item]:
@@ -225,67 +248,84 @@ class Repository:
     # -- events -----------------------------------------------------------------------------
 
     def append_events(self, entries: Iterable[tuple[EventType, Item]], now: datetime) -> None:
-        values = [{"type": str(kind), "item_id": item.id, "dataset_id": item.dataset_id,
-                   "payload": item.to_payload(), "create_time": now} for kind, item in entries]
-        if values:
-            self._conn.execute(_INSERT_EVENT, values)
+        driver = self._raw.driver
+        created = driver.time_in(now)
+        self._raw.many(
+            "INSERT INTO events (type, item_id, dataset_id, payload, create_time) "
+            "VALUES (:type, :item_id, :dataset_id, :payload, :create_time)",
+            [{"type": str(kind), "item_id": item.id, "dataset_id": item.dataset_id,
+              "payload": driver.json_in(item.to_payload()), "create_time": created}
+             for kind, item in entries])
 
-    def _deliverable(self) -> list[Any]:
-        return [events.c.txid < _PG_XMIN] if self._db.is_postgres else []
+    def _event(self, row: Sequence[Any]) -> Event:
+        driver = self._raw.driver
+        return Event(position=Position(row[1], row[0]), type=EventType(row[2]),
+                     item_id=row[3], dataset_id=row[4],
+                     item=Item.from_payload(driver.json_out(row[5])),
+                     create_time=_utc(driver.time_out(row[6])))
 
-    def _stream_order(self, descending: bool = False) -> list[Any]:
-        # SQLite's txid is always 0: order by the rowid alone so the primary key serves it.
-        columns = [events.c.txid, events.c.seq] if self._db.is_postgres else [events.c.seq]
-        return [c.desc() for c in columns] if descending else columns
-
-    def _after(self, position: Position) -> Any:
-        if self._db.is_postgres:
-            return tuple_(events.c.txid, events.c.seq) > tuple_(position.txid, position.seq)
-        return events.c.seq > position.seq
+    def _where_after(self, position: Position) -> tuple[str, dict[str, Any]]:
+        """Deliverable events after `position` (see events.py for why PostgreSQL differs)."""
+        params = {"txid": position.txid, "seq": position.seq}
+        if self._pg:
+            return f"(txid, seq) > (:txid, :seq) AND txid < {_PG_XMIN}", params
+        return "seq > :seq", params
 
     def read_events(self, after: Position, limit: int, event_filter: EventFilter) -> list[Event]:
         """Up to `limit` deliverable events after `after`, in stream order."""
-        query = select(events).where(self._after(after), *self._deliverable())
+        where, params = self._where_after(after)
         if event_filter.types:
-            query = query.where(events.c.type.in_([str(t) for t in event_filter.types]))
+            kinds = {f"t{i}": str(kind) for i, kind in enumerate(sorted(event_filter.types))}
+            where += " AND type IN (" + ", ".join(f":{key}" for key in kinds) + ")"
+            params.update(kinds)
         if event_filter.dataset_id:
-            query = query.where(events.c.dataset_id == event_filter.dataset_id)
-        query = query.order_by(*self._stream_order()).limit(limit)
-        return [_event(row) for row in self._conn.execute(query).all()]
+            where += " AND dataset_id = :dataset_id"
+            params["dataset_id"] = event_filter.dataset_id
+        rows = self._raw.all(
+            "SELECT seq, txid, type, item_id, dataset_id, payload, create_time FROM events "
+            f"WHERE {where} ORDER BY {self._stream_order()} LIMIT :limit",
+            {**params, "limit": limit})
+        return [self._event(row) for row in rows]
+
+    def _stream_order(self, descending: bool = False) -> str:
+        # SQLite's txid is always 0: order by the rowid alone so the primary key serves it.
+        order = "txid DESC, seq DESC" if descending else "txid, seq"
+        return order if self._pg else order.split(", ")[-1]
 
     def head_position(self) -> Position | None:
         """The newest deliverable event's position."""
-        row = self._conn.execute(
-            select(events.c.txid, events.c.seq).where(*self._deliverable())
-            .order_by(*self._stream_order(descending=True)).limit(1)).first()
-        return Position(row.txid, row.seq) if row else None
+        where = f"WHERE txid < {_PG_XMIN} " if self._pg else ""
+        row = self._raw.one(f"SELECT txid, seq FROM events {where}"
+                            f"ORDER BY {self._stream_order(descending=True)} LIMIT 1")
+        return Position(row[0], row[1]) if row else None
 
     def count_events_after(self, position: Position) -> int:
-        return self._conn.execute(select(func.count()).select_from(events).where(
-            self._after(position), *self._deliverable())).scalar_one()
+        where, params = self._where_after(position)
+        row = self._raw.one(f"SELECT count(*) FROM events WHERE {where}", params)
+        assert row is not None
+        return row[0]
 
     def get_consumer_group(self, name: str) -> Position | None:
-        row = self._conn.execute(select(consumer_groups).where(
-            consumer_groups.c.name == name)).first()
-        if row is None or (row.committed_seq == 0 and row.committed_txid == 0):
+        row = self._raw.one("SELECT committed_txid, committed_seq FROM consumer_groups "
+                            "WHERE name = :name", {"name": name})
+        if row is None or (row[0] == 0 and row[1] == 0):
             return None
-        return Position(row.committed_txid, row.committed_seq)
+        return Position(row[0], row[1])
 
     def commit_consumer_group(self, name: str, position: Position, now: datetime) -> Position:
         """Moves the group's cursor forward to `position` (never backwards); returns it."""
-        self._conn.execute(self._db.insert(consumer_groups).values(
-            name=name, committed_seq=0, committed_txid=0, update_time=now,
-        ).on_conflict_do_nothing(index_elements=["name"]))
-        behind = tuple_(consumer_groups.c.committed_txid, consumer_groups.c.committed_seq) < \
-            tuple_(position.txid, position.seq)
-        self._conn.execute(update(consumer_groups).where(consumer_groups.c.name == name, behind)
-                           .values(committed_seq=position.seq, committed_txid=position.txid,
-                                   update_time=now))
+        params = {"name": name, "txid": position.txid, "seq": position.seq,
+                  "now": self._raw.driver.time_in(now)}
+        if self._raw.run(_ADVANCE_GROUP, params) or self._raw.run(_INSERT_GROUP, params):
+            return position
+        # A concurrent first commit inserted the row meanwhile: it exists now.
+        if self._raw.run(_ADVANCE_GROUP, params):
+            return position
         committed = self.get_consumer_group(name)
-        assert committed is not None
-        return committed
+        return committed or position
 
     def consumer_group_state(self, name: str) -> ConsumerGroupState:
+        self.snapshot()
         committed = self.get_consumer_group(name)
         head = self.head_position()
         pending = self.count_events_after(committed or Position(0, 0))
@@ -293,30 +333,25 @@ class Repository:
                                   pending_events=pending)
 
 
-def _key_share(query: Any) -> Any:
-    # SQLite renders no locking clause: BEGIN IMMEDIATE already serialises its writers.
-    return query.with_for_update(read=True, key_share=True)
-
-
-# The hot path's statements, built once: CreateItem runs them hundreds of times a second.
-_DATASET_EXISTS = select(datasets.c.id).where(datasets.c.id == bindparam("id"))
-_DATASET_EXISTS_LOCKED = _key_share(_DATASET_EXISTS)
-_ITEM_BY_ID = select(items).where(items.c.id == bindparam("id"))
-_ITEM_BY_ID_LOCKED = _ITEM_BY_ID.with_for_update()
-_ITEM_BY_FILENAME = select(items).where(items.c.dataset_id == bindparam("dataset_id"),
-                                        items.c.filename == bindparam("filename"))
-_ITEM_BY_FILENAME_LOCKED = _ITEM_BY_FILENAME.with_for_update()
-_ITEM_BY_REQUEST = select(items).where(items.c.dataset_id == bindparam("dataset_id"),
-                                       items.c.request_id == bindparam("request_id"))
-_ITEM_TYPES_AT = _key_share(select(items.c.filename, items.c.type).where(
-    items.c.dataset_id == bindparam("dataset_id"),
-    items.c.filename.in_(bindparam("filenames", expanding=True))))
-_INSERT_ITEM = items.insert()
-_INSERT_EVENT = events.insert()
-_PG_INSERT_FOLDERS = postgresql.insert(items).on_conflict_do_nothing(
-    index_elements=["dataset_id", "filename"])
-_SQLITE_INSERT_FOLDERS = sqlite.insert(items).on_conflict_do_nothing(
-    index_elements=["dataset_id", "filename"])
+# The hot path's statements (plain SQL on the driver connection, see driver.py).
+# Every transaction with a smaller id has finished (committed or rolled back), so events
+# below it can no longer appear behind a reader's back.
+_PG_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+_ITEM_COLUMNS = ("id, dataset_id, dir, name, filename, type, size, sha256, blob_key, "
+                 "description, metadata_system, metadata_user, create_time, update_time")
+_ITEM_BY_ID = f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = :id"
+_ITEM_BY_FILENAME = (f"SELECT {_ITEM_COLUMNS} FROM items "
+                     "WHERE dataset_id = :dataset_id AND filename = :filename")
+_ITEM_BY_REQUEST = (f"SELECT {_ITEM_COLUMNS}, request_outcome FROM items "
+                    "WHERE dataset_id = :dataset_id AND request_id = :request_id")
+_INSERT_ITEM = (f"INSERT INTO items ({_ITEM_COLUMNS}, request_id, request_outcome) VALUES ("
+                + ", ".join(f":{c}" for c in _ITEM_COLUMNS.split(", "))
+                + ", :request_id, :request_outcome)")
+_ADVANCE_GROUP = ("UPDATE consumer_groups SET committed_txid = :txid, committed_seq = :seq, "
+                  "update_time = :now WHERE name = :name "
+                  "AND (committed_txid, committed_seq) < (:txid, :seq)")
+_INSERT_GROUP = ("INSERT INTO consumer_groups (name, committed_txid, committed_seq, update_time) "
+                 "VALUES (:name, :txid, :seq, :now) ON CONFLICT (name) DO NOTHING")
 
 
 def _below(dir_path: str) -> tuple[Any, Any]:
@@ -334,9 +369,14 @@ class Store:
         self.db, self.on_commit = db, on_commit
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Repository]:
-        with self.db.read() as conn:
-            yield Repository(conn, self.db)
+    def read(self, one_statement: bool = False) -> Iterator[Repository]:
+        """A consistent snapshot; `one_statement` when the caller runs a single statement,
+        which needs no transaction."""
+        with self.db.read(autocommit=one_statement) as conn:
+            repo = Repository(conn, self.db)
+            if not one_statement:
+                repo.snapshot()
+            yield repo
 
     def write(self, work: Callable[[Repository], T]) -> T:
         result = self.db.write(lambda conn: work(Repository(conn, self.db)))

@@ -1,4 +1,5 @@
-"""CatalogService over gRPC: request -> convert -> domain call (in a worker thread) -> response.
+"""CatalogService over gRPC: request -> convert -> domain call (in a worker thread, or for the
+hot writes on the group-commit writer) -> response.
 No rules live here; domain errors become statuses in services.common's ErrorInterceptor."""
 
 from __future__ import annotations
@@ -11,18 +12,24 @@ import grpc
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
 from services.blobstore.base import BlobStore
-from services.catalog import convert, datasets, events, items
+from services.catalog import blobs, convert, datasets, events, items
 from services.catalog.notify import CommitSignal
 from services.catalog.repository import Store
+from services.catalog.writer import BatchWriter
 
 SERVICE_NAME = api.DESCRIPTOR.services_by_name["CatalogService"].full_name
 
 
 class CatalogServicer(api_grpc.CatalogServiceServicer):
-    def __init__(self, store: Store, blob_store: BlobStore | None, signal: CommitSignal,
-                 poll_seconds: float) -> None:
-        self._store, self._blobs = store, blob_store
+    def __init__(self, store: Store, writer: BatchWriter, blob_store: BlobStore | None,
+                 signal: CommitSignal, poll_seconds: float) -> None:
+        self._store, self._writer, self._blobs = store, writer, blob_store
         self._signal, self._poll_seconds = signal, poll_seconds
+
+    async def _release(self, keys: list[str]) -> None:
+        """Deletes blobs the committed change left unreferenced."""
+        if keys:
+            await asyncio.to_thread(blobs.release, self._blobs, keys)
 
     async def CreateDataset(self, request: api.CreateDatasetRequest,
                             context: grpc.aio.ServicerContext) -> api.CreateDatasetResponse:
@@ -52,8 +59,8 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
 
     async def CreateItem(self, request: api.CreateItemRequest,
                          context: grpc.aio.ServicerContext) -> api.CreateItemResponse:
-        new = convert.new_item(request)
-        result = await asyncio.to_thread(items.create_item, self._store, self._blobs, new)
+        result = await self._writer.write(items.create_item(convert.new_item(request)))
+        await self._release(result.released_blob_keys)
         return convert.create_result_to_proto(result)
 
     async def GetItem(self, request: api.GetItemRequest,
@@ -85,9 +92,10 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
     async def UpdateSystemMetadata(
             self, request: api.UpdateSystemMetadataRequest,
             context: grpc.aio.ServicerContext) -> api.UpdateSystemMetadataResponse:
-        item = await asyncio.to_thread(
-            items.update_system_metadata, self._store, self._blobs, request.item_id,
-            convert.struct_in(request.system, "system"), request.expected_blob_key)
+        item, released = await self._writer.write(items.update_system_metadata(
+            request.item_id, convert.struct_in(request.system, "system"),
+            request.expected_blob_key))
+        await self._release(released)
         return api.UpdateSystemMetadataResponse(item=convert.item_to_proto(item))
 
     async def Subscribe(self, request: api.SubscribeRequest,
@@ -102,8 +110,7 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
 
     async def AckEvents(self, request: api.AckEventsRequest,
                         context: grpc.aio.ServicerContext) -> api.AckEventsResponse:
-        committed = await asyncio.to_thread(events.ack, self._store, request.consumer_group,
-                                            request.cursor)
+        committed = await self._writer.write(events.ack(request.consumer_group, request.cursor))
         return api.AckEventsResponse(committed_cursor=events.format_cursor(committed))
 
     async def GetConsumerGroup(self, request: api.GetConsumerGroupRequest,

@@ -33,8 +33,12 @@ def require_id(value: str, field: str) -> str:
     return value
 
 
+# Unicode category Cc: the C0 controls, DEL and the C1 controls.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(c) == "Cc" for c in text)
+    return _CONTROL.search(text) is not None
 
 
 def check_dataset_name(name: str, field: str = "name") -> str:

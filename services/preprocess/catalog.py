@@ -9,12 +9,6 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
-class ItemEvent:
-    cursor: str
-    item_id: str
-
-
-@dataclass(frozen=True)
 class CatalogItem:
     id: str
     name: str
@@ -37,6 +31,16 @@ class CatalogItem:
     def thumbnail_key(self) -> str | None:
         thumbnail = self.system.get("thumbnail")
         return thumbnail.get("key") if isinstance(thumbnail, dict) else None
+
+
+@dataclass(frozen=True)
+class ItemEvent:
+    cursor: str
+    item_id: str
+    # The item as the event was written (None if the catalog sent none), and when, in seconds
+    # since the epoch by the catalog's clock (0.0 if unknown).
+    item: CatalogItem | None = None
+    create_time: float = 0.0
 
 
 @dataclass(frozen=True)

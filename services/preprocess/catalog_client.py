@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+from google.protobuf import struct_pb2
 
 from corral.catalog.v1 import catalog_service_pb2 as pb
 from corral.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from corral.catalog.v1 import resources_pb2
 from corral.rpc import CHANNEL_OPTIONS, translate
-from corral.structs import dict_to_struct, struct_to_dict
+from corral.structs import struct_to_dict
 from services.preprocess.catalog import CatalogItem, ConsumerGroupState, ItemEvent
 
 # Unary calls; the Subscribe stream has none, it lives until cancelled.
@@ -23,6 +24,27 @@ RECONNECT_OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
+
+
+def _item(item: resources_pb2.Item) -> CatalogItem:
+    # A new item's system metadata is empty: skip the (slow) JSON-style conversion.
+    system = struct_to_dict(item.metadata.system) if item.metadata.system.fields else {}
+    return CatalogItem(id=item.id, name=item.name, size=item.size, blob_key=item.blob_key,
+                       system=system)
+
+
+def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
+    """Our own JSON-safe dict as a Struct; Struct.update is ~3x faster than ParseDict."""
+    struct = struct_pb2.Struct()
+    struct.update(data)
+    return struct
+
+
+def _event(event: resources_pb2.ItemEvent) -> ItemEvent:
+    snapshot = _item(event.item) if event.HasField("item") else None
+    created = event.create_time.seconds + event.create_time.nanos / 1e9
+    return ItemEvent(cursor=event.cursor, item_id=event.item_id, item=snapshot,
+                     create_time=created)
 
 
 class GrpcCatalog:
@@ -42,7 +64,7 @@ class GrpcCatalog:
             await call.wait_for_connection()
             on_connected()
             async for response in call:
-                yield ItemEvent(cursor=response.event.cursor, item_id=response.event.item_id)
+                yield _event(response.event)
         except grpc.RpcError as exc:
             raise translate(exc) from None
         finally:
@@ -54,14 +76,12 @@ class GrpcCatalog:
                                                 timeout=CALL_TIMEOUT_SECONDS)
         except grpc.RpcError as exc:
             raise translate(exc) from None
-        item = response.item
-        return CatalogItem(id=item.id, name=item.name, size=item.size, blob_key=item.blob_key,
-                           system=struct_to_dict(item.metadata.system))
+        return _item(response.item)
 
     async def update_system_metadata(self, item_id: str, system: dict[str, Any],
                                      expected_blob_key: str) -> None:
         request = pb.UpdateSystemMetadataRequest(
-            item_id=item_id, system=dict_to_struct(system, "system"),
+            item_id=item_id, system=_struct(system),
             expected_blob_key=expected_blob_key)
         try:
             await self._stub.UpdateSystemMetadata(request, timeout=CALL_TIMEOUT_SECONDS)

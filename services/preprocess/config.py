@@ -36,6 +36,7 @@ class PreprocessConfig(CommonSettings, BlobStoreSettings):
 
     @property
     def max_in_flight(self) -> int:
-        """Events worked on at once: enough to keep every process busy while results are
-        written back, few enough that a restart re-delivers little."""
-        return 2 * self.pool_processes
+        """Events worked on at once: enough to keep every process busy while thumbnails are
+        stored and results written back (those wait for fsync and the catalog, not for a
+        process), few enough that a restart re-delivers little."""
+        return 8 * self.pool_processes

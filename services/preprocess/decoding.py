@@ -1,7 +1,9 @@
-"""What runs inside a decoding process: read one blob, describe it, store its thumbnail.
+"""What runs inside a decoding process: read one blob, describe it, make its thumbnail.
 
 Each process limits its own address space first, so a hostile file that makes a decoder
-allocate without bound gets a MemoryError (or dies) there, never in the service.
+allocate without bound gets a MemoryError (or dies) there, never in the service. The process
+only reads: it returns the thumbnail's bytes, and the service stores them (see pool.py), so
+the processes spend their time decoding rather than waiting for fsync.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from services.blobstore.base import BlobStore
 from services.preprocess.fileinfo import describe_file
+from services.preprocess.thumbnails import Thumbnail
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,15 @@ class DecodeJob:
     blob_key: str
     # "thumbnails/<item id>/<uuid hex>"; the extension follows the thumbnail's format.
     thumbnail_key_stem: str
+
+
+@dataclass(frozen=True)
+class Described:
+    """A decoding process's answer: `system` without the thumbnail's key, which the service
+    adds once it has stored `thumbnail`."""
+    system: dict[str, Any]
+    thumbnail: Thumbnail | None
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -54,16 +66,11 @@ def init_process(store_factory: Callable[[], BlobStore], limits: DecodeLimits) -
     _store, _limits = store_factory(), limits
 
 
-def decode(job: DecodeJob) -> DecodeResult:
-    """Describes the blob and writes its thumbnail. A bad file is a result with an error;
+def describe(name: str, blob_key: str) -> Described:
+    """Describes the blob and makes its thumbnail. A bad file is a result with an error;
     blob store failures raise (they may be worth a retry)."""
     if _store is None or _limits is None:
         raise RuntimeError("decoding process was not initialised")
-    with _store.local_path(job.blob_key) as path:
-        info = describe_file(path, job.name, _limits.thumbnail_size, _limits.max_image_pixels)
-    thumbnail_key = None
-    if info.thumbnail is not None:
-        thumbnail_key = f"{job.thumbnail_key_stem}.{info.thumbnail.extension}"
-        _store.put_bytes(thumbnail_key, info.thumbnail.data, info.thumbnail.mimetype)
-        info.system["thumbnail"]["key"] = thumbnail_key
-    return DecodeResult(info.system, thumbnail_key, info.error)
+    with _store.local_path(blob_key) as path:
+        info = describe_file(path, name, _limits.thumbnail_size, _limits.max_image_pixels)
+    return Described(info.system, info.thumbnail, info.error)

@@ -7,9 +7,10 @@ exifOrientation, width, height, displayWidth, displayHeight, mode and thumbnail.
 from __future__ import annotations
 
 import codecs
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import filetype
 
@@ -79,17 +80,16 @@ def sniff(sample: bytes, complete: bool) -> Sniffed:
     return Sniffed(OCTET_STREAM, BINARY)
 
 
-def sniff_file(path: Path) -> tuple[Sniffed, int]:
-    """The sniffed type of the file at `path`, and its size. Reads the text sample only when
-    the first bytes match no known binary type."""
-    with path.open("rb") as file:
-        size = file.seek(0, 2)
-        file.seek(0)
-        head = file.read(SNIFF_BYTES)
-        kind = filetype.guess(head)
-        if kind is not None:
-            return Sniffed(kind.mime, BINARY), size
-        sample = head + file.read(TEXT_SAMPLE_BYTES - len(head))
+def sniff_open_file(file: BinaryIO) -> tuple[Sniffed, int]:
+    """The sniffed type of an open file, and its size. Reads the text sample only when the
+    first bytes match no known binary type."""
+    size = file.seek(0, os.SEEK_END)
+    file.seek(0)
+    head = file.read(SNIFF_BYTES)
+    kind = filetype.guess(head)
+    if kind is not None:
+        return Sniffed(kind.mime, BINARY), size
+    sample = head + file.read(TEXT_SAMPLE_BYTES - len(head))
     return sniff(sample, len(sample) >= size), size
 
 
@@ -100,15 +100,17 @@ def basic_system(name: str, size: int, sniffed: Sniffed) -> dict[str, Any]:
 
 def describe_file(path: Path, name: str, thumbnail_size: int, max_image_pixels: int) -> FileInfo:
     """Everything `metadata.system` says about a file, and its thumbnail when it is an image.
-    The thumbnail's blob key is the caller's to add."""
-    sniffed, size = sniff_file(path)
-    system = basic_system(name, size, sniffed)
-    if not sniffed.mimetype.startswith("image/"):
-        return FileInfo(system, None, None)
-    try:
-        image = describe_image(path, sniffed.mimetype, thumbnail_size, max_image_pixels)
-    except ImageError as exc:
-        return FileInfo(system, None, str(exc))
+    The file is opened once: sniffed from its first bytes, then decoded. The thumbnail's blob
+    key is the caller's to add."""
+    with path.open("rb") as file:
+        sniffed, size = sniff_open_file(file)
+        system = basic_system(name, size, sniffed)
+        if not sniffed.mimetype.startswith("image/"):
+            return FileInfo(system, None, None)
+        try:
+            image = describe_image(file, sniffed.mimetype, thumbnail_size, max_image_pixels)
+        except ImageError as exc:
+            return FileInfo(system, None, str(exc))
     display_width, display_height = image.display_size
     thumb = image.thumbnail
     system.update({

@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import signal
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ T = TypeVar("T")
 
 # A recycled process returns whatever a decoder leaked.
 TASKS_PER_PROCESS = 500
+WRITER_THREADS = 8
 
 
 class TaskFailed(Exception):
@@ -38,6 +40,19 @@ class TaskFailed(Exception):
     def __init__(self, reason: str, *, retryable: bool = False, blob_missing: bool = False):
         super().__init__(reason)
         self.reason, self.retryable, self.blob_missing = reason, retryable, blob_missing
+
+
+def _failure(exc: Exception, memory_limit_mb: int) -> TaskFailed:
+    """What the exception a task raised in its process means."""
+    if isinstance(exc, MemoryError):
+        return TaskFailed(f"out of memory (limit {memory_limit_mb} MiB)")
+    if isinstance(exc, NotFound):
+        return TaskFailed(f"blob store: {exc.message}", retryable=True, blob_missing=True)
+    if isinstance(exc, CorralError):
+        return TaskFailed(f"blob store: {exc.message}", retryable=True)
+    if isinstance(exc, OSError):  # reading or writing the blob store
+        return TaskFailed(f"blob store: {exc}", retryable=True)
+    return TaskFailed(f"{type(exc).__name__}: {exc}")
 
 
 def _death_reason(exc: ProcessExpired) -> str:
@@ -58,6 +73,10 @@ class DecodePool:
         self.limits, self.task_timeout = limits, task_timeout
         self._store_factory = store_factory
         self._pool = self._new_pool()
+        # Thumbnails are written here, not in the pool processes: a durable write mostly waits
+        # for fsync, and concurrent fsyncs share the journal's commits.
+        self._store = store_factory()
+        self._writers = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="thumbnail-writer")
 
     def _new_pool(self) -> ProcessPool:
         context = multiprocessing.get_context("forkserver")
@@ -68,7 +87,22 @@ class DecodePool:
                            initargs=(self._store_factory, self.limits), context=context)
 
     async def decode(self, job: DecodeJob) -> DecodeResult:
-        return await self.run(decoding.decode, job)
+        """Describes the blob in a pool process, then stores its thumbnail from a thread of
+        this process; raises TaskFailed when either fails."""
+        described = await self.run(decoding.describe, job.name, job.blob_key)
+        thumbnail = described.thumbnail
+        if thumbnail is None:
+            return DecodeResult(described.system, None, described.error)
+        key = f"{job.thumbnail_key_stem}.{thumbnail.extension}"
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._writers, self._store.put_bytes, key,
+                                       thumbnail.data, thumbnail.mimetype)
+        except (CorralError, OSError) as exc:
+            raise TaskFailed(f"blob store: storing the thumbnail: {exc}",
+                             retryable=True) from None
+        described.system["thumbnail"]["key"] = key
+        return DecodeResult(described.system, key, described.error)
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Runs `function(*args)` in a pool process; raises TaskFailed when it cannot."""
@@ -85,23 +119,14 @@ class DecodePool:
             self._pool.stop()
             self._pool = self._new_pool()
             raise TaskFailed(f"decoding pool broke: {exc}", retryable=True) from None
-        except MemoryError:
-            raise TaskFailed(
-                f"out of memory (limit {self.limits.memory_limit_mb} MiB)") from None
-        except NotFound as exc:
-            raise TaskFailed(f"blob store: {exc.message}", retryable=True,
-                             blob_missing=True) from None
-        except CorralError as exc:
-            raise TaskFailed(f"blob store: {exc.message}", retryable=True) from None
-        except OSError as exc:  # reading or writing the blob store
-            raise TaskFailed(f"blob store: {exc}", retryable=True) from None
         except Exception as exc:
-            raise TaskFailed(f"{type(exc).__name__}: {exc}") from None
+            raise _failure(exc, self.limits.memory_limit_mb) from None
 
     def stop(self) -> None:
         """Kills the processes at once; tasks still running fail (their items stay unacked)."""
         self._pool.stop()
         self._pool.join(timeout=5)
+        self._writers.shutdown(wait=False, cancel_futures=True)
 
     def close(self, timeout: float) -> None:
         """Lets running tasks finish within `timeout`, then kills what is left."""
@@ -110,3 +135,4 @@ class DecodePool:
             self._pool.join(timeout=timeout)
         except TimeoutError:
             self.stop()
+        self._writers.shutdown(wait=True)

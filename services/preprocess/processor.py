@@ -51,13 +51,20 @@ class ItemProcessor:
         self.catalog, self.pool, self.store = catalog, pool, store
         self.max_attempts = max(1, max_attempts)
 
-    async def process(self, item_id: str) -> Outcome:
-        """Raises CancelledError, or an unexpected (non-transient) catalog error."""
+    async def process(self, item_id: str, snapshot: CatalogItem | None = None) -> Outcome:
+        """Preprocesses the item's current content, or `snapshot` (the item as its event
+        carries it) without asking the catalog: the caller passes one only when nothing can
+        have processed that content yet. Either way the result lands only while the item still
+        has the blob it was computed from. Raises CancelledError, or an unexpected
+        (non-transient) catalog error."""
         started = time.perf_counter()
-        try:
-            item = await self._with_retries(lambda: self.catalog.get_item(item_id))
-        except NotFound:
-            return Outcome.SKIPPED  # deleted since the event
+        if snapshot is not None:
+            item = snapshot
+        else:
+            try:
+                item = await self._with_retries(lambda: self.catalog.get_item(item_id))
+            except NotFound:
+                return Outcome.SKIPPED  # deleted since the event
         if not item.blob_key or item.preprocessed_blob_key == item.blob_key:
             return Outcome.SKIPPED
         result, attempts = await self._decode(item)

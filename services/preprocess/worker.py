@@ -1,15 +1,24 @@
 """The subscribe loop: CREATED events in, a bounded number of items in flight, progress
-committed with the low-watermark so a restart resumes exactly where the work stopped."""
+committed with the low-watermark so a restart resumes exactly where the work stopped.
+
+An event written after this worker started cannot have been handled by an earlier run, so it
+is processed straight from the item snapshot it carries (a stale snapshot does no harm: the
+result names the blob it was computed from and the catalog refuses it if the content changed).
+An older event may have been processed by a run that stopped before committing it, so for those
+the catalog is asked first and finished items are skipped. The cursor is committed a few times
+a second while busy (and on stop), not once per item.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 
 from corral.errors import CorralError
-from services.preprocess.catalog import Catalog, ItemEvent
+from services.preprocess.catalog import Catalog, CatalogItem, ItemEvent
 from services.preprocess.processor import ItemProcessor, Outcome
 from services.preprocess.progress import Progress
 
@@ -17,6 +26,11 @@ log = logging.getLogger("corral.preprocess.worker")
 
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 LAG_TIMEOUT_SECONDS = 2.0
+# While items keep finishing, one AckEvents per interval covers all of them.
+ACK_INTERVAL_SECONDS = 0.3
+# How far ahead of ours the catalog's clock may be: events it stamped less than this after
+# the worker started are treated as possibly seen by an earlier run.
+CLOCK_SKEW_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,10 +59,12 @@ class Worker:
         self._resume_after = ""
         self._stream_failures = 0
         self._watermark_moved = asyncio.Event()
+        self._started_at = time.time()
         self._loop_task: asyncio.Task[None] | None = None
         self._ack_task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        self._started_at = time.time()
         self._loop_task = asyncio.create_task(self._subscribe_loop(), name="preprocess-subscribe")
         self._ack_task = asyncio.create_task(self._ack_loop(), name="preprocess-ack")
 
@@ -124,7 +140,7 @@ class Worker:
     async def _handle(self, event: ItemEvent) -> None:
         try:
             try:
-                outcome = await self.processor.process(event.item_id)
+                outcome = await self.processor.process(event.item_id, self._snapshot(event))
             except Exception:
                 # Not transient (those are retried inside): a poison event must not stall the
                 # stream forever, so it counts as failed and is committed.
@@ -136,14 +152,24 @@ class Worker:
         finally:
             self._slots.release()
 
+    def _snapshot(self, event: ItemEvent) -> CatalogItem | None:
+        """The event's item, if no earlier run can have processed it (see the module doc)."""
+        if event.item is None or event.item.id != event.item_id:
+            return None
+        if event.create_time < self._started_at + CLOCK_SKEW_SECONDS:
+            return None
+        return event.item
+
     async def _ack_loop(self) -> None:
-        """Commits the watermark whenever it moves, coalescing bursts into one call."""
+        """Commits the watermark when it moves, then lets it move for ACK_INTERVAL_SECONDS:
+        a lone item is committed at once, a stream of them a few times a second."""
         failures = 0
         while True:
             await self._watermark_moved.wait()
             self._watermark_moved.clear()
             if await self._commit():
                 failures = 0
+                await asyncio.sleep(ACK_INTERVAL_SECONDS)
                 continue
             self._watermark_moved.set()  # try again after a pause
             await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])

@@ -50,7 +50,8 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and all its descendants so far."""
+    """CPU time (user + system) of a process and all its descendants so far, including
+    children that already exited (recycled pool processes)."""
     import psutil
 
     process = psutil.Process(pid)
@@ -58,7 +59,8 @@ def cpu_seconds(pid: int) -> float:
     for proc in [process, *process.children(recursive=True)]:
         try:
             times = proc.cpu_times()
-            total += times.user + times.system
+            # children_*: descendants this process already reaped (recycled pool workers).
+            total += times.user + times.system + times.children_user + times.children_system
         except psutil.NoSuchProcess:
             continue
     return total

@@ -51,6 +51,7 @@ from corral.client.uploads import (
     result_from_response,
     upload_requests,
 )
+from corral.client.wire import UPLOAD_ITEM_METHOD, encode_request
 from corral.errors import (
     Aborted,
     CorralError,
@@ -114,6 +115,10 @@ class Client:
         catalog, upload, preprocess = self._channels
         self._catalog = catalog_service_pb2_grpc.CatalogServiceStub(catalog)
         self._upload = upload_service_pb2_grpc.UploadServiceStub(upload)
+        # Upload requests are ChunkRequests, encoded without an extra copy of every chunk.
+        self._upload.UploadItem = upload.stream_unary(
+            UPLOAD_ITEM_METHOD, request_serializer=encode_request,
+            response_deserializer=upload_service_pb2.UploadItemResponse.FromString)
         self._preprocess = preprocess_service_pb2_grpc.PreprocessServiceStub(preprocess)
 
     def close(self) -> None:
@@ -322,7 +327,7 @@ class Client:
 
     def upload_paths(self, local_paths: Iterable[str | os.PathLike[str]], dataset: DatasetRef,
                      remote_dir: str = "/", metadata: Mapping[str, Any] | None = None,
-                     description: str = "", on_exists: str = "skip", workers: int = 8,
+                     description: str = "", on_exists: str = "skip", workers: int = 16,
                      progress: ProgressCallback | None = None,
                      chunk_size: int = DEFAULT_CHUNK_SIZE) -> UploadSummary:
         """Uploads files and folders, `workers` files at a time, and reports every file.

@@ -21,6 +21,7 @@ from typing import BinaryIO
 from corral import paths
 from corral.client.convert import OUTCOMES, item_to_dict
 from corral.client.results import UploadFailure, UploadResult
+from corral.client.wire import ChunkRequest
 from corral.errors import CorralError, DataLoss, Internal
 from corral.upload.v1 import upload_service_pb2
 
@@ -58,10 +59,11 @@ class StreamState:
 def upload_requests(spec: upload_service_pb2.UploadSpec, source: BinaryIO, chunk_size: int,
                     state: StreamState, on_bytes: Callable[[int], None] | None = None,
                     cancel: threading.Event | None = None,
-                    ) -> Iterator[upload_service_pb2.UploadItemRequest]:
-    """The request stream of one upload. Reads one chunk ahead so the last data message
-    carries finish_write. Local errors end the stream early and are kept in `state`, because
-    gRPC would otherwise swallow them into a bare CANCELLED."""
+                    ) -> Iterator[ChunkRequest]:
+    """The request stream of one upload, encoded by wire.encode_request. Reads one chunk
+    ahead so the last data message carries finish_write (a file that fits in one chunk is a
+    single message: spec, data and finish_write). Local errors end the stream early and are
+    kept in `state`, because gRPC would otherwise swallow them into a bare CANCELLED."""
     try:
         chunk = source.read(chunk_size)
         first = True
@@ -71,12 +73,9 @@ def upload_requests(spec: upload_service_pb2.UploadSpec, source: BinaryIO, chunk
             next_chunk = source.read(chunk_size) if chunk else b""
             last = not next_chunk
             state.hasher.update(chunk)
-            request = upload_service_pb2.UploadItemRequest(
-                write_offset=state.sent, data=chunk, finish_write=last)
-            if first:
-                request.spec.CopyFrom(spec)
-                first = False
-            yield request
+            yield ChunkRequest(write_offset=state.sent, data=chunk, finish_write=last,
+                               spec=spec if first else None)
+            first = False
             state.sent += len(chunk)
             if on_bytes is not None and chunk:
                 on_bytes(len(chunk))

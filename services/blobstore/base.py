@@ -16,6 +16,11 @@ class BlobWriter(abc.ABC):
     @abc.abstractmethod
     def write(self, data: bytes) -> None: ...
 
+    def write_many(self, chunks: list[bytes]) -> None:
+        """Writes the chunks in order; stores may do it in fewer calls."""
+        for data in chunks:
+            self.write(data)
+
     @abc.abstractmethod
     def commit(self) -> None:
         """Makes the object durable and visible at its key."""

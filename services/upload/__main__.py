@@ -16,6 +16,7 @@ from services.common.server import Cleanup, run
 from services.upload.catalog_client import GrpcCatalog
 from services.upload.config import UploadConfig
 from services.upload.downloads import Downloader
+from services.upload.memory import keep_freed_memory
 from services.upload.servicer import SERVICE_NAME, UploadServicer
 from services.upload.uploads import Uploader
 
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load(UploadConfig, sys.argv[1:] if argv is None else argv,
                   description="corral upload service")
     setup_logging(config.log_level, config.log_format)
+    keep_freed_memory()
     store = open_blob_store(config, config.data_path)
 
     async def register(server: grpc.aio.Server) -> tuple[list[str], Cleanup]:

@@ -1,14 +1,16 @@
 """Feeds received bytes to a new blob off the event loop while hashing them.
 
-Chunks are batched (fewer thread hops for small chunks) and one batch is written while the
-next is being received, so receiving, hashing and disk/S3 I/O overlap with about two batches
-in memory. A small upload costs a single thread hop: open, write, verify and commit at once.
+Chunks are batched (fewer thread hops for small chunks), and while the next batch is being
+received the current one is hashed and written at the same time in two I/O threads (hashlib
+and os.write release the GIL for large buffers), so receiving, hashing and disk/S3 I/O all
+overlap with about two batches in memory. The batch's bytes objects are handed over as they
+are, never copied or joined. A small upload costs a single thread hop: open, write, hash,
+verify and commit at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,9 +23,9 @@ T = TypeVar("T")
 ContentCheck = Callable[[int, str], None]
 
 
-async def run_blocking(func: Callable[..., T], *args: Any) -> T:
+def run_blocking(func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     """Runs `func` in the event loop's default executor (shared by all calls)."""
-    return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+    return asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
 class HashingBlobSink:
@@ -37,7 +39,7 @@ class HashingBlobSink:
         self._hash = hashlib.sha256()
         self._batch: list[bytes] = []
         self._batched = 0
-        self._in_flight: asyncio.Future[Any] | None = None
+        self._in_flight: list[asyncio.Future[Any]] = []
         self._committed = False
         self.size = 0
 
@@ -47,23 +49,25 @@ class HashingBlobSink:
         self.size += len(data)
         if self._batched >= self._batch_bytes:
             await self._wait_in_flight()
-            self._in_flight = asyncio.ensure_future(run_blocking(self._consume, self._take()))
+            batch = self._take()
+            self._in_flight = [run_blocking(self._hash_batch, batch),
+                               run_blocking(self._write_batch, batch)]
 
     async def complete(self, check: ContentCheck) -> str:
         """Writes what is left, runs check(size, sha256), then commits; returns the sha256."""
         await self._wait_in_flight()
-        self._in_flight = asyncio.ensure_future(
-            run_blocking(self._complete, self._take(), check))
-        return await self._wait_in_flight()
+        done = run_blocking(self._complete, self._take(), check)
+        self._in_flight = [done]
+        await self._wait_in_flight()
+        return done.result()
 
     async def abort(self) -> None:
         """Removes everything written, even a commit that finished after a cancellation. Waits
-        for a write still running so the writer is never used from two threads at once."""
-        in_flight, self._in_flight = self._in_flight, None
+        for thread calls still running so the writer is never used from two threads at once."""
+        in_flight, self._in_flight = self._in_flight, []
         self._batch = []
-        if in_flight is not None:
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(in_flight)
+        if in_flight:
+            await asyncio.wait(in_flight)
         if self._committed:
             await run_blocking(self._store.delete, self._key)
         elif self._writer is not None:
@@ -73,29 +77,33 @@ class HashingBlobSink:
         batch, self._batch, self._batched = self._batch, [], 0
         return batch
 
-    async def _wait_in_flight(self) -> Any:
-        # Shielded and cleared only on success: if this task is cancelled meanwhile, abort()
-        # still finds the thread call and waits for it.
+    async def _wait_in_flight(self) -> None:
+        # asyncio.wait never cancels what it waits for, and the calls are cleared only once
+        # they all succeeded: if this task is cancelled meanwhile, abort() still waits for them.
         in_flight = self._in_flight
-        if in_flight is None:
-            return None
-        result = await asyncio.shield(in_flight)
-        self._in_flight = None
-        return result
+        if not in_flight:
+            return
+        await asyncio.wait(in_flight)
+        for future in in_flight:
+            future.result()  # the first failure, if any
+        self._in_flight = []
 
     def _open_writer(self) -> BlobWriter:
         if self._writer is None:
             self._writer = self._store.open_writer(self._key)
         return self._writer
 
-    def _consume(self, batch: list[bytes]) -> None:
-        writer = self._open_writer()
+    def _hash_batch(self, batch: list[bytes]) -> None:
+        update = self._hash.update
         for data in batch:
-            self._hash.update(data)
-            writer.write(data)
+            update(data)
+
+    def _write_batch(self, batch: list[bytes]) -> None:
+        self._open_writer().write_many(batch)
 
     def _complete(self, batch: list[bytes], check: ContentCheck) -> str:
-        self._consume(batch)
+        self._hash_batch(batch)
+        self._write_batch(batch)
         sha256 = self._hash.hexdigest()
         check(self.size, sha256)
         self._open_writer().commit()

@@ -152,12 +152,13 @@ class Uploader:
             if message.write_offset != sink.size:
                 raise InvalidArgument(
                     f"write_offset {message.write_offset}, expected {sink.size}")
-            if message.data:
+            data = message.data  # each access copies the bytes out of the message
+            if data:
                 declared = spec.declared_size
-                if declared is not None and sink.size + len(message.data) > declared:
+                if declared is not None and sink.size + len(data) > declared:
                     raise InvalidArgument(
                         f"received more than the declared spec.size of {declared} bytes")
-                await sink.write(message.data)
+                await sink.write(data)
             if message.finish_write:
                 return
             message = await anext(messages, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from corral.catalog.v1 import resources_pb2
 from corral.client import plan_uploads
 from corral.client.convert import item_to_dict
 from corral.client.uploads import StreamState, result_from_response, upload_requests
+from corral.client.wire import ChunkRequest, encode_request
 from corral.errors import DataLoss, InvalidArgument
 from corral.structs import dict_to_struct
 from corral.upload.v1 import upload_service_pb2
@@ -53,7 +55,20 @@ def _sent(data: bytes, chunk_size: int) -> tuple[list[upload_service_pb2.UploadI
                                                   StreamState]:
     spec = upload_service_pb2.UploadSpec(dataset_id="d" * 32, name="x.bin")
     state = StreamState()
-    return list(upload_requests(spec, io.BytesIO(data), chunk_size, state)), state
+    sent = upload_requests(spec, io.BytesIO(data), chunk_size, state)
+    return [request.to_message() for request in sent], state  # decoded from the wire bytes
+
+
+def test_requests_encode_to_the_same_message_as_protobuf() -> None:
+    spec = upload_service_pb2.UploadSpec(dataset_id="d" * 32, name="x.bin", size=300_000)
+    for data, offset, finish, first in ((b"", 0, True, True), (b"x" * 127, 5, False, False),
+                                        (os.urandom(300_000), 2**40, True, True)):
+        request = ChunkRequest(write_offset=offset, data=data, finish_write=finish,
+                               spec=spec if first else None)
+        expected = upload_service_pb2.UploadItemRequest(
+            write_offset=offset, data=data, finish_write=finish, spec=spec if first else None)
+        assert upload_service_pb2.UploadItemRequest.FromString(
+            encode_request(request)) == expected
 
 
 def test_the_request_stream_carries_offsets_spec_first_and_finish_last() -> None:

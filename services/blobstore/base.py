@@ -1,5 +1,5 @@
 """The blob store interface. Keys are server-generated ("items/<dataset>/<uuid>",
-"thumbnails/<item>/<uuid>.jpg"), never derived from user-supplied names."""
+"thumbnails/<2 hex>/<item>-<uuid>.jpg"), never derived from user-supplied names."""
 
 from __future__ import annotations
 

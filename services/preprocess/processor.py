@@ -27,6 +27,13 @@ from services.preprocess.decoding import DecodeJob, DecodeResult
 from services.preprocess.fileinfo import TEXT_SAMPLE_BYTES, basic_system, sniff
 from services.preprocess.pool import DecodePool, TaskFailed
 
+
+def thumbnail_key_stem(item_id: str) -> str:
+    """"thumbnails/<2 hex>/<item id>-<uuid>": 256 shared folders, so storing a thumbnail
+    never creates (and fsyncs) a folder of its own; a fresh uuid per run keeps an old
+    thumbnail readable until the catalog has switched to the new one."""
+    return f"thumbnails/{item_id[:2]}/{item_id}-{uuid.uuid4().hex}"
+
 log = logging.getLogger("corral.preprocess")
 
 T = TypeVar("T")
@@ -89,7 +96,7 @@ class ItemProcessor:
         while True:
             attempts += 1
             job = DecodeJob(name=item.name, blob_key=item.blob_key,
-                            thumbnail_key_stem=f"thumbnails/{item.id}/{uuid.uuid4().hex}")
+                            thumbnail_key_stem=thumbnail_key_stem(item.id))
             try:
                 return await self.pool.decode(job), attempts
             except TaskFailed as failure:

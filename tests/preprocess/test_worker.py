@@ -76,7 +76,8 @@ def test_every_item_is_described_and_bad_ones_fail_alone(service_factory, data_d
         assert record["blobKey"] == items[name].blob_key and record["attempts"] == 1
         assert record["durationMs"] >= 0 and record["finishedAt"]
         thumb = system["thumbnail"]
-        assert thumb["key"].startswith(f"thumbnails/{items[name].id}/")
+        item_id = items[name].id
+        assert thumb["key"].startswith(f"thumbnails/{item_id[:2]}/{item_id}-")
         assert thumbnail_size(driver, thumb["key"]) == (thumb["width"], thumb["height"])
     assert by_name["landscape.jpg"]["thumbnail"]["width"] == 256
     rotated = by_name["rotated.jpg"]

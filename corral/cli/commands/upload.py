@@ -35,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     existing.add_argument("--fail-on-exists", action="store_const", dest="on_exists",
                           const="fail", help="count files that already exist as failures")
     parser.set_defaults(on_exists="skip")
-    parser.add_argument("--workers", type=positive_int_arg, default=8,
-                        help="files in flight at once (8)")
+    parser.add_argument("--workers", type=positive_int_arg, default=16,
+                        help="files in flight at once (16)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--json", action="store_true",
                         help="print the summary with every item as JSON")

@@ -22,6 +22,7 @@ from corral.errors import (
     DataLoss,
     FailedPrecondition,
     InvalidArgument,
+    Unavailable,
 )
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.blobstore.base import BlobStore
@@ -37,6 +38,8 @@ SKIPPED = CreateOutcome.CREATE_OUTCOME_SKIPPED
 CREATED = CreateOutcome.CREATE_OUTCOME_CREATED
 # Failures after which the catalog may or may not have committed the item.
 _AMBIGUOUS_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL"}
+# Pauses between CreateItem retries while the catalog's answer is unknown.
+REGISTER_RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 
 def blob_key_for(dataset_id: str) -> str:
@@ -131,9 +134,12 @@ class Uploader:
         """For SKIP: the existing file to return without reading the stream; for FAIL: refuses
         an existing path up front. Skipped when the first message already finished the stream
         (nothing left to save; the catalog applies the policy in CreateItem and one lookup less
-        matters for many small files), and with a request_id, so that a retried request gets
-        its first result rather than SKIPPED or ALREADY_EXISTS."""
-        if spec.request_id or spec.duplicate_policy == DuplicatePolicy.DUPLICATE_POLICY_OVERWRITE:
+        matters for many small files). With a request_id and FAIL it is left to the catalog, so
+        that a retry of a call that did create the item gets that result, not ALREADY_EXISTS; a
+        retried SKIP may answer SKIPPED for the item its first try created (the same item)."""
+        policy = spec.duplicate_policy
+        if policy == DuplicatePolicy.DUPLICATE_POLICY_OVERWRITE or (
+                spec.request_id and policy == DuplicatePolicy.DUPLICATE_POLICY_FAIL):
             return None
         existing = await self._catalog.find_item(spec.dataset_id, spec.filename)
         if existing is None:
@@ -169,35 +175,40 @@ class Uploader:
 
     async def _register(self, spec: ValidSpec, key: str, size: int,
                         sha256: str) -> upload_pb2.UploadItemResponse:
+        # Without the caller's request_id, the blob key (unique per upload) makes the call
+        # idempotent, so a retry after a lost reply returns the first result.
         request = catalog_pb2.CreateItemRequest(
             dataset_id=spec.dataset_id, dir=spec.remote_dir, name=spec.name,
             type=ItemType.ITEM_TYPE_FILE, size=size, sha256=sha256, blob_key=key,
             description=spec.description, user_metadata=spec.user_metadata,
-            duplicate_policy=spec.duplicate_policy, request_id=spec.request_id)
-        try:
-            reply = await self._catalog.create_item(request)
-        except CorralError as exc:
-            committed = await self._committed_anyway(exc, spec, key)
-            if committed is None:
-                await self._delete_blob(key)
-                raise
-            return upload_pb2.UploadItemResponse(item=committed, outcome=CREATED)
+            duplicate_policy=spec.duplicate_policy,
+            request_id=spec.request_id or f"upload:{key.rsplit('/', 1)[-1]}")
+        reply = await self._create_item_with_retries(request, key)
         if reply.item.blob_key != key:
             # SKIPPED after a race, or a request_id replay: the catalog kept another blob.
             await self._delete_blob(key)
         return upload_pb2.UploadItemResponse(item=reply.item, outcome=reply.outcome)
 
-    async def _committed_anyway(self, error: CorralError, spec: ValidSpec,
-                                key: str) -> resources_pb2.Item | None:
-        """After a failure that may have happened after the catalog's commit, the item if it
-        does reference our blob (then deleting the blob would lose its content)."""
-        if error.code not in _AMBIGUOUS_CODES:
-            return None
-        try:
-            item = await self._catalog.find_item(spec.dataset_id, spec.filename)
-        except CorralError:
-            return None
-        return item if item is not None and item.blob_key == key else None
+    async def _create_item_with_retries(self, request: catalog_pb2.CreateItemRequest,
+                                        key: str) -> catalog_pb2.CreateItemResponse:
+        """CreateItem, retried while its outcome is unknown. A definite refusal deletes the
+        blob. If the catalog stays unreachable the blob is kept: the catalog may have committed
+        an item that references it, and a dangling item is worse than an orphan blob."""
+        last_error: CorralError | None = None
+        for delay in (0.0, *REGISTER_RETRY_DELAYS):
+            await asyncio.sleep(delay)
+            try:
+                return await self._catalog.create_item(request)
+            except CorralError as exc:
+                if exc.code not in _AMBIGUOUS_CODES:
+                    await self._delete_blob(key)
+                    raise
+                last_error = exc
+        reason = last_error.message if last_error else "no answer"
+        log.warning("catalog outcome unknown; blob kept as a possible orphan",
+                    extra={"blob_key": key, "error": reason})
+        raise Unavailable(f"the catalog did not confirm {request.dir}/{request.name}: {reason}; "
+                          "retry the upload")
 
     async def _delete_blob(self, key: str) -> None:
         try:

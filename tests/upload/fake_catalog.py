@@ -20,6 +20,8 @@ class FakeCatalog:
         self.create_error: CorralError | None = None
         self.commit_then_fail: CorralError | None = None
         self.calls: list[str] = []
+        # Like the real catalog: a retried request_id gets the first call's reply.
+        self.replies: dict[tuple[str, str], catalog_pb2.CreateItemResponse] = {}
 
     def add_dataset(self, name: str = "ds") -> str:
         dataset_id = uuid.uuid4().hex
@@ -48,6 +50,9 @@ class FakeCatalog:
         self.calls.append("create_item")
         if self.create_error is not None:
             raise self.create_error
+        replayed = self.replies.get((request.dataset_id, request.request_id))
+        if request.request_id and replayed is not None:
+            return replayed
         filename = join(request.dir, request.name)
         existing = self.items.get((request.dataset_id, filename))
         if existing is not None:
@@ -63,7 +68,11 @@ class FakeCatalog:
             blob_key=request.blob_key, description=request.description)
         item.metadata.user.CopyFrom(request.user_metadata)
         self.items[(request.dataset_id, filename)] = item
-        if self.commit_then_fail is not None:
-            raise self.commit_then_fail
         outcome = Outcome.CREATE_OUTCOME_OVERWRITTEN if existing else Outcome.CREATE_OUTCOME_CREATED
-        return catalog_pb2.CreateItemResponse(item=item, outcome=outcome)
+        reply = catalog_pb2.CreateItemResponse(item=item, outcome=outcome)
+        if request.request_id:
+            self.replies[(request.dataset_id, request.request_id)] = reply
+        if self.commit_then_fail is not None:
+            error, self.commit_then_fail = self.commit_then_fail, None  # the reply is lost once
+            raise error
+        return reply

@@ -13,7 +13,6 @@ import pytest
 from corral.catalog.v1 import resources_pb2
 from corral.errors import (
     AlreadyExists,
-    CorralError,
     DataLoss,
     FailedPrecondition,
     InvalidArgument,
@@ -24,7 +23,7 @@ from corral.errors import (
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.blobstore.fs import FsBlobStore
 from services.upload.downloads import Downloader
-from services.upload.uploads import Uploader
+from services.upload.uploads import REGISTER_RETRY_DELAYS, Uploader
 from upload.fake_catalog import FakeCatalog
 from upload.messages import upload_requests
 
@@ -217,18 +216,29 @@ def test_bad_streams_write_nothing(harness: Harness) -> None:
         assert harness.catalog.items == {}, text
 
 
-def test_catalog_failure_deletes_the_blob(harness: Harness) -> None:
-    harness.catalog.create_error = Unavailable("catalog down")
-    with pytest.raises(Unavailable):
+def test_a_definite_refusal_deletes_the_blob(harness: Harness) -> None:
+    harness.catalog.create_error = FailedPrecondition("a file stands where a folder must be")
+    with pytest.raises(FailedPrecondition):
         harness.upload(upload_requests(harness.spec(), os.urandom(1000)))
     assert harness.stored_files() == []
 
 
-def test_ambiguous_failure_after_commit_keeps_the_blob(harness: Harness) -> None:
-    harness.catalog.commit_then_fail = CorralError("connection reset after commit")
+def test_a_catalog_that_stays_unreachable_keeps_the_blob(harness: Harness) -> None:
+    """It may have committed before it went away: an orphan blob beats a dangling item."""
+    harness.catalog.create_error = Unavailable("catalog down")
+    with pytest.raises(Unavailable, match="retry the upload"):
+        harness.upload(upload_requests(harness.spec(), os.urandom(1000)))
+    assert len(harness.stored_files()) == 1
+    assert harness.catalog.calls.count("create_item") == 1 + len(REGISTER_RETRY_DELAYS)
+    assert harness.catalog.items == {}
+
+
+def test_a_lost_reply_is_retried_and_returns_the_first_result(harness: Harness) -> None:
+    harness.catalog.commit_then_fail = Unavailable("connection reset after commit")
     reply = harness.upload(upload_requests(harness.spec(), b"kept"))
     assert reply.outcome == Outcome.CREATE_OUTCOME_CREATED
     assert harness.store.exists(reply.item.blob_key)
+    assert len(harness.catalog.items) == 1
 
 
 def test_cancelled_upload_leaves_nothing(harness: Harness) -> None:

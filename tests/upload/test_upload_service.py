@@ -127,6 +127,25 @@ def test_duplicate_policies(stack: Stack) -> None:
     assert stored_blobs(stack) == [overwritten.item.blob_key]
 
 
+
+def test_skip_answers_before_the_bytes_even_with_a_request_id(stack: Stack) -> None:
+    """An existing file is not streamed again: the SDK always sends a request_id."""
+    dataset_id = stack.create_dataset()
+    spec = upload_pb2.UploadSpec(dataset_id=dataset_id, name="big.bin", request_id="retry-1")
+    first = upload(stack, upload_requests(upload_pb2.UploadSpec(
+        dataset_id=dataset_id, name="big.bin"), b"content"))
+    never = threading.Event()
+
+    def endless() -> Iterator[upload_pb2.UploadItemRequest]:
+        yield from upload_requests(spec, os.urandom(MIB), finish=False)
+        never.wait(30)  # the rest of a large file that must not be needed
+
+    reply = stack.uploads.UploadItem(endless(), timeout=20)
+    never.set()
+    assert reply.outcome == Outcome.CREATE_OUTCOME_SKIPPED
+    assert reply.item.id == first.item.id
+    assert stored_blobs(stack) == [first.item.blob_key]
+
 BAD_SPECS = {
     "unknown dataset": ({"dataset_id": "0" * 32}, grpc.StatusCode.NOT_FOUND),
     "empty name": ({"name": ""}, grpc.StatusCode.INVALID_ARGUMENT),
@@ -199,19 +218,26 @@ def paused_upload(spec: upload_pb2.UploadSpec, data: bytes, resume: threading.Ev
     yield messages[-1]
 
 
-def test_catalog_unreachable_at_finish_deletes_the_blob(stack: Stack) -> None:
+def test_catalog_unreachable_at_finish_creates_no_item_and_keeps_the_blob(stack: Stack) -> None:
+    """The catalog may have committed before it went away, so the blob is kept (a possible
+    orphan for the collector) rather than risking an item whose content is gone."""
     dataset_id = stack.create_dataset()
     resume, paused = threading.Event(), threading.Event()
     spec = upload_pb2.UploadSpec(dataset_id=dataset_id, name="late.bin")
     call = stack.uploads.UploadItem.future(
         paused_upload(spec, os.urandom(3 * MIB), resume, paused), timeout=60)
     assert paused.wait(20)
+    deadline = time.monotonic() + 20
+    while not stored_blobs(stack):  # the service is writing: the spec was checked already
+        assert time.monotonic() < deadline, "the upload never reached the blob store"
+        time.sleep(0.01)
     stack.catalog.kill()
     resume.set()
     with pytest.raises(grpc.RpcError) as info:
         call.result()
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert stored_blobs(stack) == []
+    assert "retry the upload" in info.value.details()
+    assert len(stored_blobs(stack)) == 1
 
 
 def test_sigterm_stops_gracefully(stack_factory: StackFactory) -> None:

@@ -42,9 +42,10 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(work_dir: Path) -> Iterator[Stack]:
+def running_stack(work_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """`extra_env` goes to all three services (e.g. the S3 blob store settings)."""
     data_dir = work_dir / "data"
-    env = {"CORRAL_DATA_DIR": str(data_dir), **QUIET_SETTINGS}
+    env = {"CORRAL_DATA_DIR": str(data_dir), **QUIET_SETTINGS, **(extra_env or {})}
     started: list[ServiceProcess] = []
 
     def start(name: str, extra: dict[str, str] | None = None) -> ServiceProcess:

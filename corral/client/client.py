@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import os
 import re
 import tempfile
@@ -51,7 +52,7 @@ from corral.client.uploads import (
     result_from_response,
     upload_requests,
 )
-from corral.client.wire import UPLOAD_ITEM_METHOD, encode_request
+from corral.client.wire import UPLOAD_ITEM_METHOD, ChunkRequest, encode_request
 from corral.errors import (
     Aborted,
     CorralError,
@@ -117,6 +118,14 @@ class Client:
         self._upload = upload_service_pb2_grpc.UploadServiceStub(upload)
         # Upload requests are ChunkRequests, encoded without an extra copy of every chunk.
         self._upload.UploadItem = upload.stream_unary(
+            UPLOAD_ITEM_METHOD, request_serializer=encode_request,
+            response_deserializer=upload_service_pb2.UploadItemResponse.FromString)
+        # The same method called unary: a file that fits in one chunk is one request message,
+        # and a sync stream-unary call starts a thread per call to consume its request
+        # iterator, which costs more CPU than the rest of a small upload on the client. On
+        # the wire both are one message and a half-close, so the server cannot tell them apart.
+        self._default_upload = self._upload
+        self._upload_single = upload.unary_unary(
             UPLOAD_ITEM_METHOD, request_serializer=encode_request,
             response_deserializer=upload_service_pb2.UploadItemResponse.FromString)
         self._preprocess = preprocess_service_pb2_grpc.PreprocessServiceStub(preprocess)
@@ -316,7 +325,7 @@ class Client:
                      cancel: threading.Event | None) -> UploadResult:
         requests = upload_requests(spec, source, chunk_size, state, on_bytes, cancel)
         try:
-            response = self._upload.UploadItem(requests)
+            response = self._call_upload(requests)
         except grpc.RpcError as exc:
             if state.error is not None:
                 raise state.error from None
@@ -324,6 +333,20 @@ class Client:
         if state.error is not None:
             raise state.error
         return result_from_response(response, state, local_path)
+
+    def _call_upload(self, requests: Iterator[ChunkRequest]
+                     ) -> upload_service_pb2.UploadItemResponse:
+        """One UploadItem call; a single-message upload goes as a unary call (no thread)."""
+        if self._upload is not self._default_upload:  # a replaced stub (tests) gets the stream
+            return self._upload.UploadItem(requests)
+        first = next(requests, None)
+        if first is None:  # the stream ended before its first message (state.error says why)
+            return self._upload.UploadItem(iter(()))
+        if first.finish_write:
+            for _ in requests:  # ends the generator: counts the bytes, marks it finished
+                raise AssertionError("a request after finish_write")
+            return self._upload_single(first)  # the caller checks state.error, as for streams
+        return self._upload.UploadItem(itertools.chain((first,), requests))
 
     def upload_paths(self, local_paths: Iterable[str | os.PathLike[str]], dataset: DatasetRef,
                      remote_dir: str = "/", metadata: Mapping[str, Any] | None = None,

@@ -71,3 +71,13 @@ def test_bad_arguments_fail_before_anything_is_sent(offline_client: Client) -> N
         with pytest.raises(InvalidArgument):
             offline_client.upload_bytes(b"x", {"id": "d" * 32}, **kwargs)
     assert offline_client._upload.request_ids == []
+
+
+def test_a_one_message_upload_is_retried_as_a_unary_call(offline_client: Client) -> None:
+    """A file that fits in one chunk goes as a unary call (no request-stream thread); its
+    retries keep the same request_id, and the stream stub is not used."""
+    flaky = FlakyUploads(failures=2)
+    offline_client._upload_single = lambda request: flaky.UploadItem([request])
+    result = offline_client.upload_bytes(b"payload", {"id": "d" * 32}, "x.bin")
+    assert result.outcome == "created" and result.item["size"] == len(b"payload")
+    assert len(flaky.request_ids) == 3 and len(set(flaky.request_ids)) == 1

@@ -167,16 +167,20 @@ class Client:
 
     def list_datasets(self) -> Iterator[DatasetDict]:
         """Every dataset, fetching pages as the iteration goes."""
-        token = ""
-        while True:
-            request = catalog_service_pb2.ListDatasetsRequest(
-                page_size=_LIST_PAGE_SIZE, page_token=token)
-            with _translated():
-                response = self._catalog.ListDatasets(request, timeout=self.timeout)
+        for response in self._pages(self._catalog.ListDatasets,
+                                    catalog_service_pb2.ListDatasetsRequest()):
             yield from (dataset_to_dict(d) for d in response.datasets)
-            token = response.next_page_token
-            if not token:
+
+    def _pages(self, method: Any, request: Any) -> Iterator[Any]:
+        """Every response page of a List call, following next_page_token."""
+        request.page_size = _LIST_PAGE_SIZE
+        while True:
+            with _translated():
+                response = method(request, timeout=self.timeout)
+            yield response
+            if not response.next_page_token:
                 return
+            request.page_token = response.next_page_token
 
     def delete_dataset(self, dataset: DatasetRef) -> int:
         """Deletes the dataset with its items and binaries; returns how many items went."""
@@ -209,18 +213,10 @@ class Client:
     def list_items(self, dataset: DatasetRef, dir: str = "/",
                    recursive: bool = False) -> Iterator[ItemDict]:
         """Folders and files in `dir` (or everything below it), ordered by filename."""
-        dataset_id = self._dataset_id(dataset)
-        token = ""
-        while True:
-            request = catalog_service_pb2.ListItemsRequest(
-                dataset_id=dataset_id, dir=dir, recursive=recursive,
-                page_size=_LIST_PAGE_SIZE, page_token=token)
-            with _translated():
-                response = self._catalog.ListItems(request, timeout=self.timeout)
+        request = catalog_service_pb2.ListItemsRequest(
+            dataset_id=self._dataset_id(dataset), dir=dir, recursive=recursive)
+        for response in self._pages(self._catalog.ListItems, request):
             yield from (item_to_dict(item) for item in response.items)
-            token = response.next_page_token
-            if not token:
-                return
 
     def update_item(self, item_id: str, *, name: str | None = None, dir: str | None = None,
                     description: str | None = None,

@@ -176,3 +176,16 @@ def test_preprocess_stats_are_plain_numbers(client: Client) -> None:
     stats = client.preprocess_stats()
     assert isinstance(stats["processed"], int) and isinstance(stats["subscribed"], bool)
     json.dumps(stats)
+
+
+def test_listing_follows_every_page(client, monkeypatch) -> None:
+    import corral.client.client as client_module
+
+    monkeypatch.setattr(client_module, "_LIST_PAGE_SIZE", 2)
+    dataset = client.create_dataset("paged")
+    names = [f"f{i}.txt" for i in range(5)]
+    for name in names:
+        client.upload_bytes(name.encode(), dataset["name"], name, remote_dir="/p")
+    listed = [item["name"] for item in client.list_items(dataset["name"], "/p")]
+    assert listed == names
+    assert "paged" in [d["name"] for d in client.list_datasets()]

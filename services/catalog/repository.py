@@ -85,7 +85,7 @@ def _raw_item_values(item: Item, raw: Raw) -> dict[str, Any]:
 
 class Repository:
     def __init__(self, conn: Connection, db: Database) -> None:
-        self._conn, self._db = conn, db
+        self._conn = conn
         self._raw = Raw(conn, db.driver)
         # PostgreSQL's row locks; SQLite has none (BEGIN IMMEDIATE serialises its writers).
         self._pg = db.is_postgres

@@ -102,7 +102,3 @@ def settings_table(configs: dict[str, type]) -> str:
 def env_names(*classes: type) -> set[str]:
     """Every environment variable the given config classes read."""
     return {f.metadata["env"] for cls in classes for f in dataclasses.fields(cls)}
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("CORRAL_DATA_DIR") or Path.cwd() / "corral-data")

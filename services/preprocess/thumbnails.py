@@ -85,10 +85,6 @@ class ImageInfo:
         return self.width, self.height
 
 
-def is_supported(mimetype: str) -> bool:
-    return mimetype in PILLOW_FORMATS
-
-
 @contextlib.contextmanager
 def _bomb_limit(max_pixels: int) -> Iterator[None]:
     """Pillow's own decompression-bomb check, with our limit and its warning made an error."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import grpc
 
 from corral.errors import CorralError, error_for_code
@@ -18,3 +21,12 @@ def translate(exc: grpc.RpcError) -> CorralError:
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
     return error_for_code(code.name if code else "UNKNOWN", details or (code.name if code else ""))
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Raises a failed call's grpc.RpcError as the matching CorralError."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        raise translate(exc) from exc

@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from corral import addresses
-from corral.cli.commands import datasets, items, stats, up, upload
+from corral.cli.commands import datasets, items, linking, stats, up, upload
 from corral.errors import CorralError
 
-COMMANDS = (up, datasets, upload, items, stats)
+COMMANDS = (up, datasets, upload, linking, items, stats)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,7 @@ from corral.client.convert import (
     scalar_fields_to_dict,
 )
 from corral.client.events import Subscription
+from corral.client.linking import LinkingMixin
 from corral.client.results import (
     DownloadResult,
     UploadEvent,
@@ -64,6 +65,7 @@ from corral.errors import (
 )
 from corral.preprocess.v1 import preprocess_service_pb2, preprocess_service_pb2_grpc
 from corral.rpc import CHANNEL_OPTIONS, translate
+from corral.rpc import translated as _translated
 from corral.structs import dict_to_struct
 from corral.upload.v1 import upload_service_pb2, upload_service_pb2_grpc
 
@@ -74,14 +76,6 @@ _ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 _LIST_PAGE_SIZE = 1000
 _UPLOAD_ATTEMPTS = 3
 _PREPROCESS_DONE = ("success", "failed")
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except grpc.RpcError as exc:
-        raise translate(exc) from exc
 
 
 def is_id(text: str) -> bool:
@@ -96,7 +90,7 @@ def preprocess_status(item: ItemDict) -> str | None:
     return record.get("status") if isinstance(record, dict) else None
 
 
-class Client:
+class Client(LinkingMixin):
     """Talks to the three corral services. Thread-safe; use as a context manager or close().
 
     Addresses default to CORRAL_CATALOG_ADDR, CORRAL_UPLOAD_ADDR and CORRAL_PREPROCESS_ADDR.
@@ -454,7 +448,8 @@ class Client:
                 hasher.update(response.data)
                 received += len(response.data)
         what = f"thumbnail of {item_id}" if thumbnail else f"item {item_id}"
-        if total_size is not None and received != total_size:
+        # A link whose remote sent no length reports total_size 0.
+        if total_size and received != total_size:
             raise DataLoss(f"{what}: received {received} bytes of {total_size}")
         digest = hasher.hexdigest()
         if expected_sha256 and digest != expected_sha256:
@@ -494,14 +489,14 @@ class Client:
 
     def wait_for_preprocessing(self, dataset: DatasetRef, timeout: float = 60.0,
                                poll_interval: float = 0.5) -> list[ItemDict]:
-        """Polls until every file item of the dataset has a preprocess record (status
-        "success" or "failed") and returns the file items. DeadlineExceeded after `timeout`
+        """Polls until every file and link item of the dataset has a preprocess record
+        (status "success" or "failed") and returns those items. DeadlineExceeded after `timeout`
         seconds names how many are still pending."""
         dataset_id = self._dataset_id(dataset)
         deadline = time.monotonic() + timeout
         while True:
             files = [item for item in self.list_items({"id": dataset_id}, recursive=True)
-                     if item["type"] == "file"]
+                     if item["type"] in ("file", "link")]
             pending = [item for item in files if preprocess_status(item) not in _PREPROCESS_DONE]
             if not pending:
                 return files

@@ -63,6 +63,8 @@ def item_to_dict(item: resources_pb2.Item) -> ItemDict:
         },
         "create_time": timestamp_to_iso(item.create_time),
         "update_time": timestamp_to_iso(item.update_time),
+        "link": {"url": item.link.url, "mimetype": item.link.mimetype}
+        if item.type == resources_pb2.ITEM_TYPE_LINK else None,
     }
 
 

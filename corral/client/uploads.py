@@ -95,8 +95,8 @@ def result_from_response(response: upload_service_pb2.UploadItemResponse, state:
     outcome = OUTCOMES.get(response.outcome, "unspecified")
     item = item_to_dict(response.item)
     # A skipped upload keeps the existing content, which need not match ours; the server
-    # may also have stopped reading early.
-    if outcome in ("created", "overwritten") and state.finished:
+    # may also have stopped reading early. A link file becomes a link item: no binary.
+    if outcome in ("created", "overwritten") and state.finished and item["type"] == "file":
         digest = state.hasher.hexdigest()
         if item["sha256"] != digest or item["size"] != state.sent:
             raise DataLoss(

@@ -10,10 +10,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import resources_pb2 as res
-from corral.errors import InvalidArgument
+from corral.errors import CorralError, InvalidArgument
 from corral.structs import dict_to_struct, struct_to_dict
 from services.catalog.events import format_cursor
 from services.catalog.records import (
+    CloneRequest,
     CreateItemResult,
     Dataset,
     DuplicatePolicy,
@@ -81,7 +82,9 @@ def item_to_proto(item: Item) -> res.Item:
         blob_key=item.blob_key, description=item.description,
         metadata=res.ItemMetadata(system=dict_to_struct(item.metadata_system, "metadata.system"),
                                   user=dict_to_struct(item.metadata_user, "metadata.user")),
-        create_time=timestamp(item.create_time), update_time=timestamp(item.update_time))
+        create_time=timestamp(item.create_time), update_time=timestamp(item.update_time),
+        link=res.LinkInfo(url=item.link_url, mimetype=item.link_mimetype)
+        if item.type == ItemType.LINK else None)
 
 
 def event_to_proto(event: Event) -> res.ItemEvent:
@@ -93,7 +96,8 @@ def event_to_proto(event: Event) -> res.ItemEvent:
 def create_result_to_proto(result: CreateItemResult) -> api.CreateItemResponse:
     return api.CreateItemResponse(item=item_to_proto(result.item),
                                   outcome=OUTCOMES[result.outcome],
-                                  released_blob_keys=result.released_blob_keys)
+                                  released_blob_keys=result.released_blob_keys,
+                                  replayed=result.replayed)
 
 
 def new_item(request: api.CreateItemRequest) -> NewItem:
@@ -104,7 +108,23 @@ def new_item(request: api.CreateItemRequest) -> NewItem:
         user_metadata=struct_in(request.user_metadata, "user_metadata"),
         duplicate_policy=_enum_in(DUPLICATE_POLICIES, request.duplicate_policy,
                                   "duplicate_policy"),
+        request_id=request.request_id, link_url=request.link.url,
+        link_mimetype=request.link.mimetype)
+
+
+def clone_request(request: api.CloneItemRequest) -> CloneRequest:
+    return CloneRequest(
+        item_id=request.item_id, dataset_id=request.dataset_id, dir=request.dir,
+        name=request.name,
+        user_metadata=struct_in(request.user_metadata, "user_metadata")
+        if request.HasField("user_metadata") else None,
+        duplicate_policy=_enum_in(DUPLICATE_POLICIES, request.duplicate_policy,
+                                  "duplicate_policy"),
         request_id=request.request_id)
+
+
+def batch_error(error: CorralError) -> api.BatchCreateItemsResult:
+    return api.BatchCreateItemsResult(error=res.ItemError(code=error.code, message=error.message))
 
 
 def item_changes(request: api.UpdateItemRequest) -> ItemChanges:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from corral.paths import ancestors, check_name, join, normalize_dir, split_filen
 from services.blobstore.base import BlobStore
 from services.catalog import blobs
 from services.catalog.records import (
+    CloneRequest,
     CreateItemResult,
     Deletion,
     DuplicatePolicy,
@@ -32,6 +33,7 @@ from services.catalog.validation import (
     check_description,
     check_filename_length,
     check_json_object,
+    check_link_mimetype,
     check_request_id,
     check_sha256,
     decode_page_token,
@@ -39,6 +41,7 @@ from services.catalog.validation import (
     page_size,
     require_id,
 )
+from services.fetch.urls import check_url
 
 UPDATABLE_PATHS = ("name", "dir", "description", "metadata.user")
 
@@ -65,72 +68,135 @@ def _ensure_folders(repo: Repository, dataset_id: str, dir_path: str, target: st
 
 
 def unreferenced_blobs(repo: Repository, removed: Sequence[Item]) -> list[str]:
-    """Blob and thumbnail keys of `removed` items that no remaining item references."""
-    blob_keys = sorted({item.blob_key for item in removed if item.blob_key})
-    still_used = repo.referenced_blob_keys(blob_keys)
-    thumbnails = sorted({key for item in removed
-                         if (key := blobs.thumbnail_key(item.metadata_system))})
-    return [key for key in blob_keys if key not in still_used] + thumbnails
+    """Blob and thumbnail keys of `removed` items that no remaining item references (clones
+    share both)."""
+    keys = sorted({item.blob_key for item in removed if item.blob_key}
+                  | {key for item in removed if (key := blobs.thumbnail_key(item.metadata_system))})
+    still_used = repo.referenced_blob_keys(keys)
+    return [key for key in keys if key not in still_used]
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a new item goes, validated."""
+    dataset_id: str
+    dir: str
+    name: str
+    filename: str
+    duplicate_policy: DuplicatePolicy
+    request_id: str | None
+
+
+def _target(dataset_id: str, dir_path: str, name: str, duplicate_policy: DuplicatePolicy,
+            request_id: str, field_prefix: str = "") -> _Target:
+    dataset_id = require_id(dataset_id, f"{field_prefix}dataset_id")
+    dir_path = normalize_dir(dir_path or "/", f"{field_prefix}dir")
+    name = check_name(name, f"{field_prefix}name")
+    filename = check_filename_length(join(dir_path, name), f"{field_prefix}name")
+    return _Target(dataset_id, dir_path, name, filename, duplicate_policy,
+                   check_request_id(request_id))
+
+
+def _place(repo: Repository, target: _Target, content: Item) -> CreateItemResult:
+    """Puts `content` (an item whose id, place and times are filled in here) at `target`,
+    applying the duplicate policy and request id, and writes its CREATED event."""
+    if target.request_id is not None:
+        earlier = repo.get_item_by_request(target.dataset_id, target.request_id)
+        if earlier is not None:
+            return CreateItemResult(*earlier, replayed=True)
+    if not repo.dataset_exists(target.dataset_id, lock=True):
+        raise NotFound(f"dataset {target.dataset_id} not found")
+    now = datetime.now(UTC)
+    existing_type = _ensure_folders(repo, target.dataset_id, target.dir, target.filename, now)
+    placed = replace(content, dataset_id=target.dataset_id, dir=target.dir, name=target.name,
+                     filename=target.filename, update_time=now)
+    if existing_type is None:
+        item = replace(placed, id=uuid.uuid4().hex, create_time=now)
+        repo.insert_item(item, target.request_id, Outcome.CREATED)
+        repo.append_events([(EventType.CREATED, item)], now)
+        return CreateItemResult(item, Outcome.CREATED)
+    if existing_type == ItemType.DIR:
+        raise AlreadyExists(
+            f"a folder already exists at {target.filename} in dataset {target.dataset_id}")
+    if target.duplicate_policy == DuplicatePolicy.FAIL:
+        raise AlreadyExists(
+            f"an item already exists at {target.filename} in dataset {target.dataset_id}")
+    overwrite = target.duplicate_policy == DuplicatePolicy.OVERWRITE
+    old = repo.get_item_by_filename(target.dataset_id, target.filename, lock=overwrite)
+    assert old is not None
+    if not overwrite:
+        return CreateItemResult(old, Outcome.SKIPPED)
+    item = replace(placed, id=old.id, create_time=old.create_time)
+    repo.replace_item(item, target.request_id, Outcome.OVERWRITTEN)
+    repo.append_events([(EventType.CREATED, item)], now)
+    kept = {item.blob_key, blobs.thumbnail_key(item.metadata_system)}
+    released = [key for key in unreferenced_blobs(repo, [old]) if key not in kept]
+    return CreateItemResult(item, Outcome.OVERWRITTEN, released)
+
+
+def _content(new: NewItem) -> Item:
+    """The validated content of a new file or link item (its place is filled in later)."""
+    check_description(new.description)
+    check_json_object(new.user_metadata, "user_metadata")
+    epoch = datetime.fromtimestamp(0, UTC)
+    base = Item(id="", dataset_id="", dir="", name="", filename="", type=new.type, size=0,
+                sha256="", blob_key="", description=new.description, metadata_system={},
+                metadata_user=new.user_metadata, create_time=epoch, update_time=epoch)
+    if new.type == ItemType.LINK:
+        if new.size or new.sha256 or new.blob_key:
+            raise InvalidArgument("size, sha256 and blob_key must be empty for a link item")
+        return replace(base, link_url=check_url(new.link_url, "link.url"),
+                       link_mimetype=check_link_mimetype(new.link_mimetype, "link.mimetype"))
+    if new.type != ItemType.FILE:
+        raise InvalidArgument(f"type: {new.type} items cannot be created; folders are "
+                              "created from the paths of the items below them")
+    if new.link_url or new.link_mimetype:
+        raise InvalidArgument("link is only allowed for link items (type ITEM_TYPE_LINK)")
+    if new.size < 0:
+        raise InvalidArgument(f"size must not be negative, got {new.size}")
+    return replace(base, size=new.size, sha256=check_sha256(new.sha256),
+                   blob_key=check_blob_key(new.blob_key))
 
 
 def create_item(new: NewItem) -> Callable[[Repository], CreateItemResult]:
     """Validates `new` and returns the write that creates it (run by the group-commit writer);
     the caller deletes the result's released blobs after commit."""
-    dataset_id = require_id(new.dataset_id, "dataset_id")
-    dir_path = normalize_dir(new.dir or "/")
-    name = check_name(new.name)
-    filename = check_filename_length(join(dir_path, name))
-    if new.type != ItemType.FILE:
-        raise InvalidArgument(f"type: {new.type} items are not supported yet, only files")
-    if new.size < 0:
-        raise InvalidArgument(f"size must not be negative, got {new.size}")
-    check_sha256(new.sha256)
-    check_blob_key(new.blob_key)
-    check_description(new.description)
-    check_json_object(new.user_metadata, "user_metadata")
-    request_id = check_request_id(new.request_id)
+    target = _target(new.dataset_id, new.dir, new.name, new.duplicate_policy, new.request_id)
+    content = _content(new)
+    return lambda repo: _place(repo, target, content)
+
+
+def clone_item(request: CloneRequest) -> Callable[[Repository], CreateItemResult]:
+    """The write that clones a file or link item: the clone shares the source's blob and
+    thumbnail and copies its system metadata (so preprocessing has nothing to redo); it gets
+    its own user metadata, a copy of the source's unless given."""
+    require_id(request.item_id, "item_id")
+    if request.user_metadata is not None:
+        check_json_object(request.user_metadata, "user_metadata")
+    request_id = check_request_id(request.request_id)
 
     def work(repo: Repository) -> CreateItemResult:
-        if request_id is not None:
-            earlier = repo.get_item_by_request(dataset_id, request_id)
-            if earlier is not None:
-                return CreateItemResult(*earlier)
-        if not repo.dataset_exists(dataset_id, lock=True):
-            raise NotFound(f"dataset {dataset_id} not found")
-        now = datetime.now(UTC)
-        existing_type = _ensure_folders(repo, dataset_id, dir_path, filename, now)
-        if existing_type is None:
-            item = Item(id=uuid.uuid4().hex, dataset_id=dataset_id, dir=dir_path, name=name,
-                        filename=filename, type=ItemType.FILE, size=new.size,
-                        sha256=new.sha256, blob_key=new.blob_key, description=new.description,
-                        metadata_system={}, metadata_user=new.user_metadata, create_time=now,
-                        update_time=now)
-            repo.insert_item(item, request_id, Outcome.CREATED)
-            repo.append_events([(EventType.CREATED, item)], now)
-            return CreateItemResult(item, Outcome.CREATED)
-        if existing_type == ItemType.DIR:
-            raise AlreadyExists(f"a folder already exists at {filename} in dataset {dataset_id}")
-        if new.duplicate_policy == DuplicatePolicy.FAIL:
-            raise AlreadyExists(f"an item already exists at {filename} in dataset {dataset_id}")
-        overwrite = new.duplicate_policy == DuplicatePolicy.OVERWRITE
-        old = repo.get_item_by_filename(dataset_id, filename, lock=overwrite)
-        assert old is not None
-        if not overwrite:
-            return CreateItemResult(old, Outcome.SKIPPED)
-        item = replace(old, size=new.size, sha256=new.sha256, blob_key=new.blob_key,
-                       description=new.description, metadata_user=new.user_metadata,
-                       metadata_system={}, update_time=now)
-        repo.replace_item(item, request_id, Outcome.OVERWRITTEN)
-        repo.append_events([(EventType.CREATED, item)], now)
-        released = [key for key in unreferenced_blobs(repo, [old]) if key != item.blob_key]
-        return CreateItemResult(item, Outcome.OVERWRITTEN, released)
+        source = repo.get_item(request.item_id)
+        if source is None:
+            raise NotFound(f"item {request.item_id} not found")
+        if source.type == ItemType.DIR:
+            raise FailedPrecondition(
+                f"{source.filename} is a folder: only files and links can be cloned")
+        target = _target(request.dataset_id or source.dataset_id, request.dir,
+                         request.name or source.name, request.duplicate_policy,
+                         request_id or "")
+        system = {**source.metadata_system,
+                  "clonedFrom": {"itemId": source.id, "datasetId": source.dataset_id}}
+        user = source.metadata_user if request.user_metadata is None else request.user_metadata
+        return _place(repo, target, replace(source, metadata_system=system, metadata_user=user))
 
     return work
 
 
-def get_item(store: Store, item_id: str = "", dataset_id: str = "", filename: str = "") -> Item:
+def get_item(store: Store, item_id: str = "", dataset_id: str = "", filename: str = "",
+             request_id: str = "") -> Item:
     if item_id:
-        if dataset_id or filename:
+        if dataset_id or filename or request_id:
             raise InvalidArgument("set either item_id, or dataset_id and filename, not both")
         require_id(item_id, "item_id")
         with store.read(one_statement=True) as repo:
@@ -138,6 +204,8 @@ def get_item(store: Store, item_id: str = "", dataset_id: str = "", filename: st
         if item is None:
             raise NotFound(f"item {item_id} not found")
         return item
+    if request_id:
+        return _get_item_by_request(store, dataset_id, request_id, filename)
     if not dataset_id or not filename:
         raise InvalidArgument("set item_id, or both dataset_id and filename")
     require_id(dataset_id, "dataset_id")
@@ -149,6 +217,19 @@ def get_item(store: Store, item_id: str = "", dataset_id: str = "", filename: st
                 raise NotFound(f"dataset {dataset_id} not found")
             raise NotFound(f"item {full} not found in dataset {dataset_id}")
     return item
+
+
+def _get_item_by_request(store: Store, dataset_id: str, request_id: str, filename: str) -> Item:
+    if filename:
+        raise InvalidArgument("set either filename or request_id, not both")
+    require_id(dataset_id, "dataset_id")
+    request_id = check_request_id(request_id) or ""
+    with store.read() as repo:
+        found = repo.get_item_by_request(dataset_id, request_id)
+    if found is None:
+        raise NotFound(f"no item was created with request_id {request_id!r} "
+                       f"in dataset {dataset_id}")
+    return found[0]
 
 
 def list_items(store: Store, dataset_id: str, dir_path: str = "/", recursive: bool = False,
@@ -257,15 +338,16 @@ def update_system_metadata(item_id: str, system: dict[str, Any], expected_blob_k
         item = repo.get_item(item_id, lock=True)
         if item is None:
             raise NotFound(f"item {item_id} not found")
-        if expected_blob_key and item.blob_key != expected_blob_key:
+        if expected_blob_key and item.content_key != expected_blob_key:
             raise FailedPrecondition(
                 f"item {item_id} no longer has blob {expected_blob_key}: its content changed")
         updated = replace(item, metadata_system={**item.metadata_system, **system},
                           update_time=datetime.now(UTC))
         repo.set_system_metadata(item_id, updated.metadata_system, updated.update_time)
         old_thumbnail = blobs.thumbnail_key(item.metadata_system)
-        replaced = bool(old_thumbnail) and old_thumbnail != blobs.thumbnail_key(
-            updated.metadata_system)
-        return updated, [old_thumbnail] if replaced else []
+        if not old_thumbnail or old_thumbnail == blobs.thumbnail_key(updated.metadata_system):
+            return updated, []
+        # A clone may still show the old thumbnail.
+        return updated, [] if repo.referenced_blob_keys([old_thumbnail]) else [old_thumbnail]
 
     return work

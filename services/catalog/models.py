@@ -65,6 +65,7 @@ class ItemRow(Base):
         Index("ix_items_dataset_dir_filename", "dataset_id", "dir", "filename"),
         Index("ix_items_dataset_request_id", "dataset_id", "request_id", unique=True),
         Index("ix_items_blob_key", "blob_key"),
+        Index("ix_items_thumbnail_key", "thumbnail_key"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -86,6 +87,10 @@ class ItemRow(Base):
     # What the call named by request_id did ("created" or "overwritten"), so its retry can
     # answer with the first call's outcome.
     request_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    link_url: Mapped[str] = mapped_column(Text, server_default="")
+    link_mimetype: Mapped[str] = mapped_column(String(255), server_default="")
+    # metadata_system's thumbnail.key, as a column so shared thumbnails can be reference-counted.
+    thumbnail_key: Mapped[str] = mapped_column(String(512), server_default="")
 
 
 class EventRow(Base):

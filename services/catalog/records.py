@@ -65,10 +65,20 @@ class Item:
     metadata_user: dict[str, Any]
     create_time: datetime
     update_time: datetime
+    # Link items only: the remote URL and its declared mimetype.
+    link_url: str = ""
+    link_mimetype: str = ""
+
+    @property
+    def content_key(self) -> str:
+        """What the item's content is: its blob, or for a link its URL. Results computed from
+        the content (preprocessing) apply only while it is unchanged."""
+        return self.blob_key or (f"link:{self.link_url}" if self.link_url else "")
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON snapshot stored with events."""
         return {
+            "link_url": self.link_url, "link_mimetype": self.link_mimetype,
             "id": self.id, "dataset_id": self.dataset_id, "dir": self.dir, "name": self.name,
             "filename": self.filename, "type": str(self.type), "size": self.size,
             "sha256": self.sha256, "blob_key": self.blob_key, "description": self.description,
@@ -87,6 +97,7 @@ class Item:
             metadata_system=metadata.get("system") or {}, metadata_user=metadata.get("user") or {},
             create_time=datetime.fromisoformat(data["create_time"]),
             update_time=datetime.fromisoformat(data["update_time"]),
+            link_url=data.get("link_url", ""), link_mimetype=data.get("link_mimetype", ""),
         )
 
 
@@ -104,6 +115,8 @@ class NewItem:
     user_metadata: dict[str, Any] = field(default_factory=dict)
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.SKIP
     request_id: str = ""
+    link_url: str = ""
+    link_mimetype: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,20 @@ class CreateItemResult:
     item: Item
     outcome: Outcome
     released_blob_keys: list[str] = field(default_factory=list)
+    # The request_id matched an earlier call; item and outcome are that call's.
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class CloneRequest:
+    """What CloneItem asks for; user_metadata None copies the source's."""
+    item_id: str
+    dataset_id: str = ""
+    dir: str = "/"
+    name: str = ""
+    user_metadata: dict[str, Any] | None = None
+    duplicate_policy: DuplicatePolicy = DuplicatePolicy.SKIP
+    request_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     update,
 )
 
+from services.catalog.blobs import thumbnail_key
 from services.catalog.db import Database
 from services.catalog.driver import Raw
 from services.catalog.models import datasets, items
@@ -53,7 +54,8 @@ def _item(row: Row) -> Item:
         filename=row.filename, type=ItemType(row.type), size=row.size, sha256=row.sha256,
         blob_key=row.blob_key, description=row.description,
         metadata_system=row.metadata_system or {}, metadata_user=row.metadata_user or {},
-        create_time=_utc(row.create_time), update_time=_utc(row.update_time))
+        create_time=_utc(row.create_time), update_time=_utc(row.update_time),
+        link_url=row.link_url, link_mimetype=row.link_mimetype)
 
 
 def _item_values(item: Item) -> dict[str, Any]:
@@ -63,6 +65,8 @@ def _item_values(item: Item) -> dict[str, Any]:
         "sha256": item.sha256, "blob_key": item.blob_key, "description": item.description,
         "metadata_system": item.metadata_system, "metadata_user": item.metadata_user,
         "create_time": item.create_time, "update_time": item.update_time,
+        "link_url": item.link_url, "link_mimetype": item.link_mimetype,
+        "thumbnail_key": thumbnail_key(item.metadata_system),
     }
 
 
@@ -72,7 +76,8 @@ def _raw_item(row: Sequence[Any], raw: Raw) -> Item:
         id=row[0], dataset_id=row[1], dir=row[2], name=row[3], filename=row[4],
         type=ItemType(row[5]), size=row[6], sha256=row[7], blob_key=row[8], description=row[9],
         metadata_system=driver.json_out(row[10]), metadata_user=driver.json_out(row[11]),
-        create_time=_utc(driver.time_out(row[12])), update_time=_utc(driver.time_out(row[13])))
+        create_time=_utc(driver.time_out(row[12])), update_time=_utc(driver.time_out(row[13])),
+        link_url=row[14], link_mimetype=row[15])
 
 
 def _raw_item_values(item: Item, raw: Raw) -> dict[str, Any]:
@@ -166,7 +171,7 @@ class Repository:
         row = self._raw.one(_ITEM_BY_REQUEST, {"dataset_id": dataset_id, "request_id": request_id})
         if row is None:
             return None
-        return _raw_item(row, self._raw), Outcome(row[14] or Outcome.CREATED)
+        return _raw_item(row, self._raw), Outcome(row[_REQUEST_OUTCOME] or Outcome.CREATED)
 
     def item_types_at(self, dataset_id: str, filenames: Sequence[str]) -> dict[str, ItemType]:
         """The types of the items at `filenames`. The rows stay key-share locked, so a
@@ -201,8 +206,9 @@ class Repository:
                             update_time: datetime) -> None:
         driver = self._raw.driver
         self._raw.run("UPDATE items SET metadata_system = :metadata_system, "
-                      "update_time = :update_time WHERE id = :id",
+                      "thumbnail_key = :thumbnail_key, update_time = :update_time WHERE id = :id",
                       {"id": item_id, "metadata_system": driver.json_in(metadata_system),
+                       "thumbnail_key": thumbnail_key(metadata_system),
                        "update_time": driver.time_in(update_time)})
 
     def list_children(self, dataset_id: str, dir_path: str, after: str | None,
@@ -239,11 +245,16 @@ class Repository:
             self._conn.execute(delete(items).where(items.c.id.in_(item_ids[start:start + 500])))
 
     def referenced_blob_keys(self, keys: Sequence[str]) -> set[str]:
+        """The keys some remaining item still uses, as its binary or as its thumbnail."""
         if not keys:
             return set()
-        rows = self._conn.execute(
-            select(items.c.blob_key).where(items.c.blob_key.in_(keys)).distinct()).all()
-        return {key for (key,) in rows}
+        used: set[str] = set()
+        for column in (items.c.blob_key, items.c.thumbnail_key):
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                rows = self._conn.execute(select(column).where(column.in_(chunk)).distinct())
+                used.update(key for (key,) in rows)
+        return used
 
     # -- events -----------------------------------------------------------------------------
 
@@ -338,15 +349,18 @@ class Repository:
 # below it can no longer appear behind a reader's back.
 _PG_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 _ITEM_COLUMNS = ("id, dataset_id, dir, name, filename, type, size, sha256, blob_key, "
-                 "description, metadata_system, metadata_user, create_time, update_time")
+                 "description, metadata_system, metadata_user, create_time, update_time, "
+                 "link_url, link_mimetype")
+_REQUEST_OUTCOME = len(_ITEM_COLUMNS.split(", "))
 _ITEM_BY_ID = f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = :id"
 _ITEM_BY_FILENAME = (f"SELECT {_ITEM_COLUMNS} FROM items "
                      "WHERE dataset_id = :dataset_id AND filename = :filename")
 _ITEM_BY_REQUEST = (f"SELECT {_ITEM_COLUMNS}, request_outcome FROM items "
                     "WHERE dataset_id = :dataset_id AND request_id = :request_id")
-_INSERT_ITEM = (f"INSERT INTO items ({_ITEM_COLUMNS}, request_id, request_outcome) VALUES ("
+_INSERT_ITEM = (f"INSERT INTO items ({_ITEM_COLUMNS}, thumbnail_key, request_id, "
+                "request_outcome) VALUES ("
                 + ", ".join(f":{c}" for c in _ITEM_COLUMNS.split(", "))
-                + ", :request_id, :request_outcome)")
+                + ", :thumbnail_key, :request_id, :request_outcome)")
 _ADVANCE_GROUP = ("UPDATE consumer_groups SET committed_txid = :txid, committed_seq = :seq, "
                   "update_time = :now WHERE name = :name "
                   "AND (committed_txid, committed_seq) < (:txid, :seq)")

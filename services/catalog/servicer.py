@@ -11,8 +11,9 @@ import grpc
 
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
+from corral.errors import CorralError
 from services.blobstore.base import BlobStore
-from services.catalog import blobs, convert, datasets, events, items
+from services.catalog import batch, blobs, convert, datasets, events, items
 from services.catalog.notify import CommitSignal
 from services.catalog.repository import Store
 from services.catalog.writer import BatchWriter
@@ -63,10 +64,30 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
         await self._release(result.released_blob_keys)
         return convert.create_result_to_proto(result)
 
+    async def BatchCreateItems(
+            self, request: api.BatchCreateItemsRequest,
+            context: grpc.aio.ServicerContext) -> api.BatchCreateItemsResponse:
+        results = await batch.create_items(self._writer.write, request.requests,
+                                           convert.new_item)
+        released = [key for result in results if not isinstance(result, CorralError)
+                    for key in result.released_blob_keys]
+        await self._release(released)
+        return api.BatchCreateItemsResponse(results=[
+            convert.batch_error(result) if isinstance(result, CorralError)
+            else api.BatchCreateItemsResult(created=convert.create_result_to_proto(result))
+            for result in results])
+
+    async def CloneItem(self, request: api.CloneItemRequest,
+                        context: grpc.aio.ServicerContext) -> api.CloneItemResponse:
+        result = await self._writer.write(items.clone_item(convert.clone_request(request)))
+        await self._release(result.released_blob_keys)
+        return api.CloneItemResponse(item=convert.item_to_proto(result.item),
+                                     outcome=convert.OUTCOMES[result.outcome])
+
     async def GetItem(self, request: api.GetItemRequest,
                       context: grpc.aio.ServicerContext) -> api.GetItemResponse:
         item = await asyncio.to_thread(items.get_item, self._store, request.item_id,
-                                       request.dataset_id, request.filename)
+                                       request.dataset_id, request.filename, request.request_id)
         return api.GetItemResponse(item=convert.item_to_proto(item))
 
     async def ListItems(self, request: api.ListItemsRequest,

@@ -86,6 +86,20 @@ def check_blob_key(value: str, field: str = "blob_key") -> str:
     return value
 
 
+# "image/jpeg", "application/vnd.foo+json"; or just the family "image" / "video".
+_MIMETYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+MIMETYPE_FAMILIES = ("image", "video", "audio", "text")
+
+
+def check_link_mimetype(value: str, field: str = "mimetype") -> str:
+    """A link's declared mimetype, lowercased; "" means unknown (sniffed when fetched)."""
+    value = value.strip().lower()
+    if value and value not in MIMETYPE_FAMILIES and not _MIMETYPE.fullmatch(value):
+        raise InvalidArgument(f"{field} must be a media type such as image/jpeg, or one of "
+                              f"{', '.join(MIMETYPE_FAMILIES)}; got {value!r}")
+    return value
+
+
 def check_filename_length(filename: str, field: str = "filename") -> str:
     if len(filename.encode()) > MAX_FILENAME_BYTES:
         raise InvalidArgument(f"{field} is longer than {MAX_FILENAME_BYTES} bytes: {filename!r}")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.config import setting
+from services.fetch.policy import FetchPolicy, parse_allow_rules
 
 
 @dataclass
@@ -38,3 +39,34 @@ class BlobStoreSettings:
     s3_region: str = setting("CORRAL_S3_REGION", "", "S3 region (optional)")
     s3_part_size: int = setting("CORRAL_S3_PART_SIZE", 16 * 1024 * 1024,
                                 "Multipart part size in bytes (at least 5 MiB)")
+
+
+@dataclass
+class FetchSettings:
+    """How corral fetches linked URLs (downloads, preprocessing, CSV imports). Private and
+    reserved addresses are always refused unless CORRAL_FETCH_ALLOW lists them."""
+
+    fetch_allow: str = setting(
+        "CORRAL_FETCH_ALLOW", "",
+        "Comma-separated exceptions to the private-address block: CIDR networks (10.0.0.0/8) "
+        "or exact IP:port endpoints (127.0.0.1:9000) that links may point to")
+    fetch_max_bytes: int = setting("CORRAL_FETCH_MAX_BYTES", 2 * 1024 ** 3,
+                                   "Largest remote body corral will read, in bytes")
+    fetch_connect_timeout_seconds: float = setting(
+        "CORRAL_FETCH_CONNECT_TIMEOUT_SECONDS", 5.0, "Connect timeout of a fetch")
+    fetch_read_timeout_seconds: float = setting(
+        "CORRAL_FETCH_READ_TIMEOUT_SECONDS", 15.0,
+        "A fetch whose remote sends nothing for this long is cut off")
+    fetch_total_timeout_seconds: float = setting(
+        "CORRAL_FETCH_TOTAL_TIMEOUT_SECONDS", 600.0, "Longest time one fetch may take")
+    fetch_min_bytes_per_second: int = setting(
+        "CORRAL_FETCH_MIN_BYTES_PER_SECOND", 1024,
+        "A fetch slower than this on average (after 5 s) is cut off (slow drip)")
+
+    def fetch_policy(self) -> FetchPolicy:
+        return FetchPolicy(
+            allow=parse_allow_rules(self.fetch_allow), max_bytes=self.fetch_max_bytes,
+            connect_timeout=self.fetch_connect_timeout_seconds,
+            read_timeout=self.fetch_read_timeout_seconds,
+            total_timeout=self.fetch_total_timeout_seconds,
+            min_bytes_per_second=self.fetch_min_bytes_per_second)

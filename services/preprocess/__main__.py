@@ -36,7 +36,7 @@ def build_pool(config: PreprocessConfig) -> DecodePool:
                           memory_limit_mb=config.memory_limit_mb)
     store_factory = functools.partial(open_blob_store, config, config.data_path)
     return DecodePool(config.pool_processes, store_factory, limits,
-                      config.task_timeout_seconds)
+                      config.task_timeout_seconds, config.fetch_policy())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,15 @@ class CatalogItem:
     size: int
     blob_key: str
     system: dict[str, Any] = field(default_factory=dict)
+    # Link items: the remote content and its declared mimetype.
+    link_url: str = ""
+    link_mimetype: str = ""
+
+    @property
+    def content_key(self) -> str:
+        """What the content is: the blob, or for a link its URL ("" for folders). Matches the
+        catalog's check of UpdateSystemMetadata's expected_blob_key."""
+        return self.blob_key or (f"link:{self.link_url}" if self.link_url else "")
 
     @property
     def execution_logs(self) -> dict[str, Any]:

@@ -30,7 +30,8 @@ def _item(item: resources_pb2.Item) -> CatalogItem:
     # A new item's system metadata is empty: skip the (slow) JSON-style conversion.
     system = struct_to_dict(item.metadata.system) if item.metadata.system.fields else {}
     return CatalogItem(id=item.id, name=item.name, size=item.size, blob_key=item.blob_key,
-                       system=system)
+                       system=system, link_url=item.link.url,
+                       link_mimetype=item.link.mimetype)
 
 
 def _struct(data: dict[str, Any]) -> struct_pb2.Struct:

@@ -6,11 +6,11 @@ import os
 from dataclasses import dataclass
 
 from services.common.config import setting
-from services.common.settings import BlobStoreSettings, CommonSettings
+from services.common.settings import BlobStoreSettings, CommonSettings, FetchSettings
 
 
 @dataclass
-class PreprocessConfig(CommonSettings, BlobStoreSettings):
+class PreprocessConfig(CommonSettings, BlobStoreSettings, FetchSettings):
     addr: str = setting("CORRAL_PREPROCESS_ADDR", "127.0.0.1:50053", "Address to bind")
     catalog_addr: str = setting("CORRAL_CATALOG_ADDR", "127.0.0.1:50051",
                                 "Catalog service to subscribe to and write results back to")

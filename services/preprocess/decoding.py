@@ -9,11 +9,15 @@ the processes spend their time decoding rather than waiting for fsync.
 from __future__ import annotations
 
 import resource
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from corral.errors import CorralError
 from services.blobstore.base import BlobStore
+from services.fetch import Fetcher, FetchPolicy
 from services.preprocess.fileinfo import describe_file
 from services.preprocess.thumbnails import Thumbnail
 
@@ -31,6 +35,9 @@ class DecodeJob:
     blob_key: str
     # "thumbnails/<item id>/<uuid hex>"; the extension follows the thumbnail's format.
     thumbnail_key_stem: str
+    # Link items have no blob: their content is fetched from here.
+    link_url: str = ""
+    link_mimetype: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,20 @@ class DecodeResult:
     error: str | None
 
 
+class LinkFailed(Exception):
+    """A link's content could not be fetched, or is not what the link claims."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message, retryable)  # both in args, so it survives pickling
+        self.message, self.retryable = message, retryable
+
+    def __str__(self) -> str:
+        return self.message
+
+
 _store: BlobStore | None = None
 _limits: DecodeLimits | None = None
+_fetcher: Fetcher | None = None
 
 
 def limit_memory(megabytes: int) -> None:
@@ -59,11 +78,13 @@ def limit_memory(megabytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def init_process(store_factory: Callable[[], BlobStore], limits: DecodeLimits) -> None:
+def init_process(store_factory: Callable[[], BlobStore], limits: DecodeLimits,
+                 fetch_policy: FetchPolicy | None = None) -> None:
     """Pool initializer: runs once in each new decoding process."""
-    global _store, _limits
+    global _store, _limits, _fetcher
     limit_memory(limits.memory_limit_mb)
     _store, _limits = store_factory(), limits
+    _fetcher = Fetcher(fetch_policy) if fetch_policy is not None else None
 
 
 def describe(name: str, blob_key: str) -> Described:
@@ -74,3 +95,31 @@ def describe(name: str, blob_key: str) -> Described:
     with _store.local_path(blob_key) as path:
         info = describe_file(path, name, _limits.thumbnail_size, _limits.max_image_pixels)
     return Described(info.system, info.thumbnail, info.error)
+
+
+def describe_link(name: str, url: str, claimed_mimetype: str) -> Described:
+    """Fetches a link's content through the SSRF-safe fetcher into a temporary file, then
+    describes it like a blob. Unreachable content, or content that is not what the link
+    claims (an "image" that is HTML), raises LinkFailed."""
+    if _fetcher is None or _limits is None:
+        raise LinkFailed("this preprocess service cannot fetch links")
+    with tempfile.NamedTemporaryFile(prefix="corral-link-") as file:
+        try:
+            with _fetcher.open(url) as body:
+                for chunk in body.iter_chunks():
+                    file.write(chunk)
+        except CorralError as exc:
+            raise LinkFailed(exc.message, retryable=exc.code == "UNAVAILABLE") from None
+        file.flush()
+        info = describe_file(Path(file.name), name, _limits.thumbnail_size,
+                             _limits.max_image_pixels)
+    found = info.system.get("mimetype", "")
+    if claimed_mimetype and not _same_type(claimed_mimetype, found):
+        raise LinkFailed(f"the link claims {claimed_mimetype} but its content is {found}")
+    return Described(info.system, info.thumbnail, info.error)
+
+
+def _same_type(claimed: str, found: str) -> bool:
+    """"image" matches any image/*; a full type must match exactly, except that a sniffer
+    cannot tell every subtype apart (image/jpg vs image/jpeg), so the family decides."""
+    return claimed.split("/")[0] == found.split("/")[0]

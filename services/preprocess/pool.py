@@ -21,6 +21,7 @@ from pebble import ProcessExpired, ProcessPool
 
 from corral.errors import CorralError, NotFound
 from services.blobstore.base import BlobStore
+from services.fetch import FetchPolicy
 from services.preprocess import decoding
 from services.preprocess.decoding import DecodeJob, DecodeLimits, DecodeResult
 
@@ -44,6 +45,8 @@ class TaskFailed(Exception):
 
 def _failure(exc: Exception, memory_limit_mb: int) -> TaskFailed:
     """What the exception a task raised in its process means."""
+    if isinstance(exc, decoding.LinkFailed):
+        return TaskFailed(f"link: {exc.message}", retryable=exc.retryable)
     if isinstance(exc, MemoryError):
         return TaskFailed(f"out of memory (limit {memory_limit_mb} MiB)")
     if isinstance(exc, NotFound):
@@ -68,8 +71,10 @@ def _death_reason(exc: ProcessExpired) -> str:
 
 class DecodePool:
     def __init__(self, processes: int, store_factory: Callable[[], BlobStore],
-                 limits: DecodeLimits, task_timeout: float) -> None:
+                 limits: DecodeLimits, task_timeout: float,
+                 fetch_policy: FetchPolicy | None = None) -> None:
         self.processes = processes
+        self._fetch_policy = fetch_policy
         self.limits, self.task_timeout = limits, task_timeout
         self._store_factory = store_factory
         self._pool = self._new_pool()
@@ -84,12 +89,17 @@ class DecodePool:
         context.set_forkserver_preload(["services.preprocess.decoding"])
         return ProcessPool(max_workers=self.processes, max_tasks=TASKS_PER_PROCESS,
                            initializer=decoding.init_process,
-                           initargs=(self._store_factory, self.limits), context=context)
+                           initargs=(self._store_factory, self.limits, self._fetch_policy),
+                           context=context)
 
     async def decode(self, job: DecodeJob) -> DecodeResult:
         """Describes the blob in a pool process, then stores its thumbnail from a thread of
         this process; raises TaskFailed when either fails."""
-        described = await self.run(decoding.describe, job.name, job.blob_key)
+        if job.link_url:
+            described = await self.run(decoding.describe_link, job.name, job.link_url,
+                                       job.link_mimetype)
+        else:
+            described = await self.run(decoding.describe, job.name, job.blob_key)
         thumbnail = described.thumbnail
         if thumbnail is None:
             return DecodeResult(described.system, None, described.error)

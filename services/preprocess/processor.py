@@ -72,7 +72,7 @@ class ItemProcessor:
                 item = await self._with_retries(lambda: self.catalog.get_item(item_id))
             except NotFound:
                 return Outcome.SKIPPED  # deleted since the event
-        if not item.blob_key or item.preprocessed_blob_key == item.blob_key:
+        if not item.content_key or item.preprocessed_blob_key == item.content_key:
             return Outcome.SKIPPED
         result, attempts = await self._decode(item)
         if result is None:
@@ -80,13 +80,12 @@ class ItemProcessor:
         system = self._system_update(item, result, attempts, started)
         try:
             await self._with_retries(lambda: self.catalog.update_system_metadata(
-                item.id, system, expected_blob_key=item.blob_key))
+                item.id, system, expected_blob_key=item.content_key))
         except (FailedPrecondition, NotFound):
             # Overwritten (its new content has its own event) or deleted meanwhile.
             await self._delete_blob(result.thumbnail_key)
             return Outcome.SKIPPED
-        if item.thumbnail_key and item.thumbnail_key != result.thumbnail_key:
-            await self._delete_blob(item.thumbnail_key)  # the previous content's thumbnail
+        # A replaced thumbnail is the catalog's to delete: clones may share it.
         log.debug("preprocessed", extra={"item_id": item.id, "error": result.error,
                                          "ms": system["executionLogs"]["preprocess"]["durationMs"]})
         return Outcome.PROCESSED if result.error is None else Outcome.FAILED
@@ -96,7 +95,8 @@ class ItemProcessor:
         while True:
             attempts += 1
             job = DecodeJob(name=item.name, blob_key=item.blob_key,
-                            thumbnail_key_stem=thumbnail_key_stem(item.id))
+                            thumbnail_key_stem=thumbnail_key_stem(item.id),
+                            link_url=item.link_url, link_mimetype=item.link_mimetype)
             try:
                 return await self.pool.decode(job), attempts
             except TaskFailed as failure:
@@ -119,7 +119,7 @@ class ItemProcessor:
             "error": result.error,
             "durationMs": round((time.perf_counter() - started) * 1000, 1),
             "finishedAt": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "blobKey": item.blob_key,
+            "blobKey": item.content_key,
             "attempts": attempts,
         }
         system["executionLogs"] = {**item.execution_logs, "preprocess": record}
@@ -128,6 +128,8 @@ class ItemProcessor:
     async def _fallback_system(self, item: CatalogItem) -> dict[str, Any]:
         """Name, size and the sniffed type of an item whose decoding produced nothing.
         Sniffing reads the first bytes only, which no hostile file can turn into a crash."""
+        if not item.blob_key:  # a link: its content could not be fetched or decoded
+            return {"name": item.name, "size": item.size}
         try:
             sample = await asyncio.to_thread(self._read_head, item.blob_key)
         except (CorralError, OSError):

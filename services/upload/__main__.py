@@ -13,9 +13,11 @@ from services.blobstore import open_blob_store
 from services.common.config import load
 from services.common.logs import setup_logging
 from services.common.server import Cleanup, run
+from services.fetch import Fetcher
 from services.upload.catalog_client import GrpcCatalog
 from services.upload.config import UploadConfig
 from services.upload.downloads import Downloader
+from services.upload.imports import CsvImporter, ImportLimits
 from services.upload.memory import keep_freed_memory
 from services.upload.servicer import SERVICE_NAME, UploadServicer
 from services.upload.uploads import Uploader
@@ -34,9 +36,12 @@ def main(argv: list[str] | None = None) -> None:
         catalog = GrpcCatalog(config.catalog_addr, config.catalog_timeout_seconds)
         uploader = Uploader(store, catalog, write_batch_bytes=config.write_batch_bytes,
                             dataset_cache_seconds=config.dataset_cache_seconds)
-        downloader = Downloader(store, catalog, chunk_bytes=config.download_chunk_bytes)
+        fetcher = Fetcher(config.fetch_policy())
+        downloader = Downloader(store, catalog, fetcher, chunk_bytes=config.download_chunk_bytes)
+        importer = CsvImporter(store, catalog, fetcher, ImportLimits(
+            fetch_concurrency=max(1, config.import_fetch_concurrency)))
         upload_service_pb2_grpc.add_UploadServiceServicer_to_server(
-            UploadServicer(uploader, downloader), server)
+            UploadServicer(uploader, downloader, importer), server)
         return [SERVICE_NAME], catalog.close
 
     run("upload", config.addr, register, grace=config.grace_seconds, port_file=config.port_file)

@@ -9,7 +9,7 @@ import grpc
 
 from corral.catalog.v1 import catalog_service_pb2 as catalog_pb2
 from corral.catalog.v1 import catalog_service_pb2_grpc, resources_pb2
-from corral.errors import NotFound
+from corral.errors import CorralError, NotFound, error_for_code
 from corral.rpc import CHANNEL_OPTIONS, translate
 
 _TRANSPORT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
@@ -54,6 +54,24 @@ class GrpcCatalog:
     async def create_item(
             self, request: catalog_pb2.CreateItemRequest) -> catalog_pb2.CreateItemResponse:
         return await self._call(self._stub.CreateItem, request)
+
+    async def batch_create_items(
+            self, requests: list[catalog_pb2.CreateItemRequest],
+    ) -> list[catalog_pb2.CreateItemResponse | CorralError]:
+        reply = await self._call(self._stub.BatchCreateItems,
+                                 catalog_pb2.BatchCreateItemsRequest(requests=requests))
+        return [result.created if result.HasField("created")
+                else error_for_code(result.error.code, result.error.message)
+                for result in reply.results]
+
+    async def find_item_by_request(self, dataset_id: str,
+                                   request_id: str) -> resources_pb2.Item | None:
+        try:
+            reply = await self._call(self._stub.GetItem, catalog_pb2.GetItemRequest(
+                dataset_id=dataset_id, request_id=request_id))
+        except NotFound:
+            return None
+        return reply.item
 
     async def close(self) -> None:
         await self._channel.close()

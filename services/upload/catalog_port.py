@@ -7,6 +7,7 @@ from typing import Protocol
 
 from corral.catalog.v1 import catalog_service_pb2 as catalog_pb2
 from corral.catalog.v1 import resources_pb2
+from corral.errors import CorralError
 
 
 class Catalog(Protocol):
@@ -24,3 +25,14 @@ class Catalog(Protocol):
 
     async def create_item(
             self, request: catalog_pb2.CreateItemRequest) -> catalog_pb2.CreateItemResponse: ...
+
+    async def batch_create_items(
+            self, requests: list[catalog_pb2.CreateItemRequest],
+    ) -> list[catalog_pb2.CreateItemResponse | CorralError]:
+        """One result per request, in order; a failed entry is its error."""
+        ...
+
+    async def find_item_by_request(self, dataset_id: str,
+                                   request_id: str) -> resources_pb2.Item | None:
+        """The item created with `request_id` in the dataset, or None."""
+        ...

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from corral.addresses import DEFAULT_CATALOG_ADDR, DEFAULT_UPLOAD_ADDR
 from services.common.config import setting
-from services.common.settings import BlobStoreSettings, CommonSettings
+from services.common.settings import BlobStoreSettings, CommonSettings, FetchSettings
 
 MIB = 1024 * 1024
 
 
 @dataclass
-class UploadConfig(CommonSettings, BlobStoreSettings):
+class UploadConfig(CommonSettings, BlobStoreSettings, FetchSettings):
     addr: str = setting("CORRAL_UPLOAD_ADDR", DEFAULT_UPLOAD_ADDR,
                         "Address the upload service binds (port 0 picks a free port)")
     catalog_addr: str = setting("CORRAL_CATALOG_ADDR", DEFAULT_CATALOG_ADDR,
@@ -28,3 +28,6 @@ class UploadConfig(CommonSettings, BlobStoreSettings):
     dataset_cache_seconds: float = setting("CORRAL_UPLOAD_DATASET_CACHE_SECONDS", 10.0,
                                            "How long a dataset found in the catalog is "
                                            "remembered (0 asks every time)")
+    import_fetch_concurrency: int = setting(
+        "CORRAL_IMPORT_FETCH_CONCURRENCY", 16,
+        "Most URLs one CSV import fetches at once (action=upload rows)")

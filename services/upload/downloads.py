@@ -19,6 +19,7 @@ from corral.errors import (
 )
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.blobstore.base import BlobStore
+from services.fetch import Fetcher
 from services.upload.catalog_port import Catalog
 from services.upload.sink import run_blocking
 
@@ -40,10 +41,20 @@ def _thumbnail(item: resources_pb2.Item) -> tuple[str, str]:
     return key, _string_field(thumbnail, "mimetype") or DEFAULT_CONTENT_TYPE
 
 
+def _link_content_type(item: resources_pb2.Item, remote: str) -> str:
+    """The declared full type, else what the remote said, else what preprocessing found."""
+    declared = item.link.mimetype
+    if "/" in declared:
+        return declared
+    return remote or _string_field(item.metadata.system, "mimetype") or DEFAULT_CONTENT_TYPE
+
+
 class Downloader:
-    def __init__(self, store: BlobStore, catalog: Catalog, chunk_bytes: int = 1 << 20) -> None:
+    def __init__(self, store: BlobStore, catalog: Catalog, fetcher: Fetcher | None = None,
+                 chunk_bytes: int = 1 << 20) -> None:
         self._store = store
         self._catalog = catalog
+        self._fetcher = fetcher
         self._chunk_bytes = chunk_bytes
 
     async def download(self, request: upload_pb2.DownloadRequest,
@@ -51,6 +62,10 @@ class Downloader:
         if not request.item_id:
             raise InvalidArgument("item_id is required")
         item = await self._catalog.get_item(request.item_id)
+        if item.type == resources_pb2.ItemType.ITEM_TYPE_LINK and not request.thumbnail:
+            async for response in self._download_link(item, request.read_offset):
+                yield response
+            return
         key, content_type = self._source(item, request.thumbnail)
         try:
             size = await run_blocking(self._store.size, key)
@@ -69,6 +84,24 @@ class Downloader:
                 yield upload_pb2.DownloadResponse(data=chunk)
         if first:  # nothing left after the offset: still say what the object is
             yield upload_pb2.DownloadResponse(total_size=size, content_type=content_type)
+
+    async def _download_link(self, item: resources_pb2.Item, offset: int,
+                             ) -> AsyncIterator[upload_pb2.DownloadResponse]:
+        """Streams a link's remote content through the SSRF-safe fetcher, so the caller never
+        needs the URL or access to it."""
+        if self._fetcher is None:
+            raise FailedPrecondition("this upload service cannot fetch links")
+        if offset < 0:
+            raise OutOfRange(f"read_offset {offset} must not be negative")
+        body = await run_blocking(self._fetcher.open, item.link.url, offset)
+        try:
+            yield upload_pb2.DownloadResponse(
+                total_size=body.size or 0,
+                content_type=_link_content_type(item, body.content_type))
+            while chunk := await run_blocking(body.read, self._chunk_bytes):
+                yield upload_pb2.DownloadResponse(data=chunk)
+        finally:
+            await run_blocking(body.close)
 
     @staticmethod
     def _source(item: resources_pb2.Item, thumbnail: bool) -> tuple[str, str]:

@@ -10,15 +10,18 @@ import grpc
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from corral.upload.v1 import upload_service_pb2_grpc
 from services.upload.downloads import Downloader
+from services.upload.imports import CsvImporter
 from services.upload.uploads import Uploader
 
 SERVICE_NAME = upload_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name
 
 
 class UploadServicer(upload_service_pb2_grpc.UploadServiceServicer):
-    def __init__(self, uploader: Uploader, downloader: Downloader) -> None:
+    def __init__(self, uploader: Uploader, downloader: Downloader,
+                 importer: CsvImporter) -> None:
         self._uploader = uploader
         self._downloader = downloader
+        self._importer = importer
 
     async def UploadItem(  # noqa: N802 - gRPC method name
             self, request_iterator: AsyncIterator[upload_pb2.UploadItemRequest],
@@ -29,4 +32,10 @@ class UploadServicer(upload_service_pb2_grpc.UploadServiceServicer):
             self, request: upload_pb2.DownloadRequest,
             context: grpc.aio.ServicerContext) -> AsyncIterator[upload_pb2.DownloadResponse]:
         async for response in self._downloader.download(request):
+            yield response
+
+    async def ImportCsv(  # noqa: N802 - gRPC method name
+            self, request_iterator: AsyncIterator[upload_pb2.ImportCsvRequest],
+            context: grpc.aio.ServicerContext) -> AsyncIterator[upload_pb2.ImportCsvResponse]:
+        async for response in self._importer.run(request_iterator):
             yield response

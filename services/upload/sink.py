@@ -53,6 +53,13 @@ class HashingBlobSink:
             self._in_flight = [run_blocking(self._hash_batch, batch),
                                run_blocking(self._write_batch, batch)]
 
+    def buffered_content(self, max_bytes: int) -> bytes | None:
+        """Everything received so far, if it is still all in memory (nothing handed to the
+        store yet) and at most `max_bytes`; else None."""
+        if self._writer is not None or self._in_flight or self.size > max_bytes:
+            return None
+        return b"".join(self._batch)
+
     async def complete(self, check: ContentCheck) -> str:
         """Writes what is left, runs check(size, sha256), then commits; returns the sha256."""
         await self._wait_in_flight()

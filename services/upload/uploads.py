@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import time
 import uuid
@@ -27,6 +28,7 @@ from corral.errors import (
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.blobstore.base import BlobStore
 from services.upload.catalog_port import Catalog
+from services.upload.links import MAX_LINK_FILE_BYTES, LinkTarget, parse_link_file
 from services.upload.sink import HashingBlobSink, run_blocking
 from services.upload.spec import DuplicatePolicy, ValidSpec, validate_spec
 
@@ -104,6 +106,10 @@ class Uploader:
         sink = HashingBlobSink(self._store, key, self._write_batch_bytes)
         try:
             await self._receive(first, messages, spec, sink)
+            link = self._link_file(spec, sink)
+            if link is not None:
+                await sink.abort()
+                return await self._register_link(spec, link)
             sha256 = await sink.complete(functools.partial(_check_content, spec))
         except BaseException:
             await sink.abort()
@@ -173,6 +179,28 @@ class Uploader:
             if message.WhichOneof("first_message"):
                 raise InvalidArgument("only the first message may carry spec or upload_id")
 
+    @staticmethod
+    def _link_file(spec: ValidSpec, sink: HashingBlobSink) -> LinkTarget | None:
+        """The link a small uploaded link file describes (its content checked like any
+        upload's), or None for ordinary content."""
+        content = sink.buffered_content(MAX_LINK_FILE_BYTES)
+        link = parse_link_file(content) if content else None
+        if link is not None:
+            _check_content(spec, len(content), hashlib.sha256(content).hexdigest())
+        return link
+
+    async def _register_link(self, spec: ValidSpec,
+                             link: LinkTarget) -> upload_pb2.UploadItemResponse:
+        request = catalog_pb2.CreateItemRequest(
+            dataset_id=spec.dataset_id, dir=spec.remote_dir, name=spec.name,
+            type=ItemType.ITEM_TYPE_LINK,
+            link=resources_pb2.LinkInfo(url=link.url, mimetype=link.mimetype),
+            description=spec.description, user_metadata=spec.user_metadata,
+            duplicate_policy=spec.duplicate_policy,
+            request_id=spec.request_id or f"upload:{uuid.uuid4().hex}")
+        reply = await self._create_item_with_retries(request, None)
+        return upload_pb2.UploadItemResponse(item=reply.item, outcome=reply.outcome)
+
     async def _register(self, spec: ValidSpec, key: str, size: int,
                         sha256: str) -> upload_pb2.UploadItemResponse:
         # Without the caller's request_id, the blob key (unique per upload) makes the call
@@ -190,7 +218,7 @@ class Uploader:
         return upload_pb2.UploadItemResponse(item=reply.item, outcome=reply.outcome)
 
     async def _create_item_with_retries(self, request: catalog_pb2.CreateItemRequest,
-                                        key: str) -> catalog_pb2.CreateItemResponse:
+                                        key: str | None) -> catalog_pb2.CreateItemResponse:
         """CreateItem, retried while its outcome is unknown. A definite refusal deletes the
         blob. If the catalog stays unreachable the blob is kept: the catalog may have committed
         an item that references it, and a dangling item is worse than an orphan blob."""
@@ -201,7 +229,8 @@ class Uploader:
                 return await self._catalog.create_item(request)
             except CorralError as exc:
                 if exc.code not in _AMBIGUOUS_CODES:
-                    await self._delete_blob(key)
+                    if key is not None:
+                        await self._delete_blob(key)
                     raise
                 last_error = exc
         reason = last_error.message if last_error else "no answer"

@@ -78,7 +78,7 @@ class DeleteDatasetResponse(_message.Message):
     def __init__(self, deleted_items: _Optional[int] = ...) -> None: ...
 
 class CreateItemRequest(_message.Message):
-    __slots__ = ("dataset_id", "dir", "name", "type", "size", "sha256", "blob_key", "description", "user_metadata", "duplicate_policy", "request_id")
+    __slots__ = ("dataset_id", "dir", "name", "type", "size", "sha256", "blob_key", "description", "user_metadata", "duplicate_policy", "request_id", "link")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     DIR_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +90,7 @@ class CreateItemRequest(_message.Message):
     USER_METADATA_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_POLICY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     dir: str
     name: str
@@ -101,27 +102,78 @@ class CreateItemRequest(_message.Message):
     user_metadata: _struct_pb2.Struct
     duplicate_policy: _resources_pb2.DuplicatePolicy
     request_id: str
-    def __init__(self, dataset_id: _Optional[str] = ..., dir: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[_Union[_resources_pb2.ItemType, str]] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., blob_key: _Optional[str] = ..., description: _Optional[str] = ..., user_metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., duplicate_policy: _Optional[_Union[_resources_pb2.DuplicatePolicy, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    link: _resources_pb2.LinkInfo
+    def __init__(self, dataset_id: _Optional[str] = ..., dir: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[_Union[_resources_pb2.ItemType, str]] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., blob_key: _Optional[str] = ..., description: _Optional[str] = ..., user_metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., duplicate_policy: _Optional[_Union[_resources_pb2.DuplicatePolicy, str]] = ..., request_id: _Optional[str] = ..., link: _Optional[_Union[_resources_pb2.LinkInfo, _Mapping]] = ...) -> None: ...
 
 class CreateItemResponse(_message.Message):
-    __slots__ = ("item", "outcome", "released_blob_keys")
+    __slots__ = ("item", "outcome", "released_blob_keys", "replayed")
     ITEM_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     RELEASED_BLOB_KEYS_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     item: _resources_pb2.Item
     outcome: _resources_pb2.CreateOutcome
     released_blob_keys: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ..., outcome: _Optional[_Union[_resources_pb2.CreateOutcome, str]] = ..., released_blob_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ..., outcome: _Optional[_Union[_resources_pb2.CreateOutcome, str]] = ..., released_blob_keys: _Optional[_Iterable[str]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class BatchCreateItemsRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[CreateItemRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[CreateItemRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchCreateItemsResult(_message.Message):
+    __slots__ = ("created", "error")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    created: CreateItemResponse
+    error: _resources_pb2.ItemError
+    def __init__(self, created: _Optional[_Union[CreateItemResponse, _Mapping]] = ..., error: _Optional[_Union[_resources_pb2.ItemError, _Mapping]] = ...) -> None: ...
+
+class BatchCreateItemsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[BatchCreateItemsResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[BatchCreateItemsResult, _Mapping]]] = ...) -> None: ...
+
+class CloneItemRequest(_message.Message):
+    __slots__ = ("item_id", "dataset_id", "dir", "name", "user_metadata", "duplicate_policy", "request_id")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    DIR_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    USER_METADATA_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    dataset_id: str
+    dir: str
+    name: str
+    user_metadata: _struct_pb2.Struct
+    duplicate_policy: _resources_pb2.DuplicatePolicy
+    request_id: str
+    def __init__(self, item_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dir: _Optional[str] = ..., name: _Optional[str] = ..., user_metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., duplicate_policy: _Optional[_Union[_resources_pb2.DuplicatePolicy, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CloneItemResponse(_message.Message):
+    __slots__ = ("item", "outcome")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    item: _resources_pb2.Item
+    outcome: _resources_pb2.CreateOutcome
+    def __init__(self, item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ..., outcome: _Optional[_Union[_resources_pb2.CreateOutcome, str]] = ...) -> None: ...
 
 class GetItemRequest(_message.Message):
-    __slots__ = ("item_id", "dataset_id", "filename")
+    __slots__ = ("item_id", "dataset_id", "filename", "request_id")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     dataset_id: str
     filename: str
-    def __init__(self, item_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., filename: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, item_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., filename: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class GetItemResponse(_message.Message):
     __slots__ = ("item",)

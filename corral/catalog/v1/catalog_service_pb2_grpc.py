@@ -60,6 +60,16 @@ class CatalogServiceStub:
                 request_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.CreateItemRequest.SerializeToString,
                 response_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.CreateItemResponse.FromString,
                 _registered_method=True)
+        self.BatchCreateItems = channel.unary_unary(
+                '/corral.catalog.v1.CatalogService/BatchCreateItems',
+                request_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.BatchCreateItemsRequest.SerializeToString,
+                response_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.BatchCreateItemsResponse.FromString,
+                _registered_method=True)
+        self.CloneItem = channel.unary_unary(
+                '/corral.catalog.v1.CatalogService/CloneItem',
+                request_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.CloneItemRequest.SerializeToString,
+                response_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.CloneItemResponse.FromString,
+                _registered_method=True)
         self.GetItem = channel.unary_unary(
                 '/corral.catalog.v1.CatalogService/GetItem',
                 request_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.GetItemRequest.SerializeToString,
@@ -135,6 +145,22 @@ class CatalogServiceServicer:
     def CreateItem(self, request, context):
         """Registers an item whose binary is already durable in the blob store. Used by the upload
         service; writes the item and its "created" event in one transaction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchCreateItems(self, request, context):
+        """Creates many items in one call (files registered by the upload service, or link items);
+        each entry succeeds or fails on its own, and results come back in request order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloneItem(self, request, context):
+        """Copies an item into another folder or dataset without copying its binary: the clone
+        shares the blob (and thumbnail), which is deleted only when nothing refers to it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -224,6 +250,16 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.CreateItem,
                     request_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.CreateItemRequest.FromString,
                     response_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.CreateItemResponse.SerializeToString,
+            ),
+            'BatchCreateItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateItems,
+                    request_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.BatchCreateItemsRequest.FromString,
+                    response_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.BatchCreateItemsResponse.SerializeToString,
+            ),
+            'CloneItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloneItem,
+                    request_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.CloneItemRequest.FromString,
+                    response_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.CloneItemResponse.SerializeToString,
             ),
             'GetItem': grpc.unary_unary_rpc_method_handler(
                     servicer.GetItem,
@@ -402,6 +438,60 @@ class CatalogService:
             '/corral.catalog.v1.CatalogService/CreateItem',
             corral_dot_catalog_dot_v1_dot_catalog__service__pb2.CreateItemRequest.SerializeToString,
             corral_dot_catalog_dot_v1_dot_catalog__service__pb2.CreateItemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCreateItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.catalog.v1.CatalogService/BatchCreateItems',
+            corral_dot_catalog_dot_v1_dot_catalog__service__pb2.BatchCreateItemsRequest.SerializeToString,
+            corral_dot_catalog_dot_v1_dot_catalog__service__pb2.BatchCreateItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloneItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.catalog.v1.CatalogService/CloneItem',
+            corral_dot_catalog_dot_v1_dot_catalog__service__pb2.CloneItemRequest.SerializeToString,
+            corral_dot_catalog_dot_v1_dot_catalog__service__pb2.CloneItemResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -79,7 +79,7 @@ class ItemMetadata(_message.Message):
     def __init__(self, system: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., user: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Item(_message.Message):
-    __slots__ = ("id", "dataset_id", "dir", "name", "filename", "type", "size", "sha256", "blob_key", "description", "metadata", "create_time", "update_time")
+    __slots__ = ("id", "dataset_id", "dir", "name", "filename", "type", "size", "sha256", "blob_key", "description", "metadata", "create_time", "update_time", "link")
     ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     DIR_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class Item(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
     id: str
     dataset_id: str
     dir: str
@@ -106,7 +107,24 @@ class Item(_message.Message):
     metadata: ItemMetadata
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dir: _Optional[str] = ..., name: _Optional[str] = ..., filename: _Optional[str] = ..., type: _Optional[_Union[ItemType, str]] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., blob_key: _Optional[str] = ..., description: _Optional[str] = ..., metadata: _Optional[_Union[ItemMetadata, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    link: LinkInfo
+    def __init__(self, id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dir: _Optional[str] = ..., name: _Optional[str] = ..., filename: _Optional[str] = ..., type: _Optional[_Union[ItemType, str]] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., blob_key: _Optional[str] = ..., description: _Optional[str] = ..., metadata: _Optional[_Union[ItemMetadata, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., link: _Optional[_Union[LinkInfo, _Mapping]] = ...) -> None: ...
+
+class LinkInfo(_message.Message):
+    __slots__ = ("url", "mimetype")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    MIMETYPE_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    mimetype: str
+    def __init__(self, url: _Optional[str] = ..., mimetype: _Optional[str] = ...) -> None: ...
+
+class ItemError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ItemEvent(_message.Message):
     __slots__ = ("cursor", "type", "item_id", "dataset_id", "item", "create_time")

@@ -72,3 +72,65 @@ class DownloadResponse(_message.Message):
     total_size: int
     content_type: str
     def __init__(self, data: _Optional[bytes] = ..., total_size: _Optional[int] = ..., content_type: _Optional[str] = ...) -> None: ...
+
+class ImportCsvSpec(_message.Message):
+    __slots__ = ("dataset_id", "remote_dir", "csv_name", "fetch_concurrency")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_DIR_FIELD_NUMBER: _ClassVar[int]
+    CSV_NAME_FIELD_NUMBER: _ClassVar[int]
+    FETCH_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    remote_dir: str
+    csv_name: str
+    fetch_concurrency: int
+    def __init__(self, dataset_id: _Optional[str] = ..., remote_dir: _Optional[str] = ..., csv_name: _Optional[str] = ..., fetch_concurrency: _Optional[int] = ...) -> None: ...
+
+class ImportCsvRequest(_message.Message):
+    __slots__ = ("spec", "data")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    spec: ImportCsvSpec
+    data: bytes
+    def __init__(self, spec: _Optional[_Union[ImportCsvSpec, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ImportCsvRowResult(_message.Message):
+    __slots__ = ("row", "line", "id", "action", "item", "outcome", "error")
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    row: int
+    line: int
+    id: str
+    action: str
+    item: _resources_pb2.Item
+    outcome: _resources_pb2.CreateOutcome
+    error: _resources_pb2.ItemError
+    def __init__(self, row: _Optional[int] = ..., line: _Optional[int] = ..., id: _Optional[str] = ..., action: _Optional[str] = ..., item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ..., outcome: _Optional[_Union[_resources_pb2.CreateOutcome, str]] = ..., error: _Optional[_Union[_resources_pb2.ItemError, _Mapping]] = ...) -> None: ...
+
+class ImportCsvSummary(_message.Message):
+    __slots__ = ("folder", "rows", "created", "skipped", "failed", "fetch_concurrency")
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    FETCH_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    folder: str
+    rows: int
+    created: int
+    skipped: int
+    failed: int
+    fetch_concurrency: int
+    def __init__(self, folder: _Optional[str] = ..., rows: _Optional[int] = ..., created: _Optional[int] = ..., skipped: _Optional[int] = ..., failed: _Optional[int] = ..., fetch_concurrency: _Optional[int] = ...) -> None: ...
+
+class ImportCsvResponse(_message.Message):
+    __slots__ = ("row", "summary")
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    row: ImportCsvRowResult
+    summary: ImportCsvSummary
+    def __init__(self, row: _Optional[_Union[ImportCsvRowResult, _Mapping]] = ..., summary: _Optional[_Union[ImportCsvSummary, _Mapping]] = ...) -> None: ...

@@ -45,6 +45,11 @@ class UploadServiceStub:
                 request_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.DownloadRequest.SerializeToString,
                 response_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.DownloadResponse.FromString,
                 _registered_method=True)
+        self.ImportCsv = channel.stream_stream(
+                '/corral.upload.v1.UploadService/ImportCsv',
+                request_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.ImportCsvRequest.SerializeToString,
+                response_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.ImportCsvResponse.FromString,
+                _registered_method=True)
 
 
 class UploadServiceServicer:
@@ -61,7 +66,19 @@ class UploadServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Download(self, request, context):
-        """Server-streaming download of an item's binary or of its thumbnail.
+        """Server-streaming download of an item's binary or of its thumbnail. For a link item the
+        remote content is fetched by corral and streamed, so the caller never needs the URL.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportCsv(self, request_iterator, context):
+        """Imports a CSV of items (links, URLs to fetch and store, or base64 content). The client
+        streams the file: the first message carries the spec, then data chunks, in order; the
+        server answers with one result per row as rows complete (not necessarily in row order),
+        then a summary. Bad rows are reported and never stop the others. Importing the same CSV
+        into the same folder again creates no duplicates (the folder and the ID column are the key).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -79,6 +96,11 @@ def add_UploadServiceServicer_to_server(servicer, server):
                     servicer.Download,
                     request_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.DownloadRequest.FromString,
                     response_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.DownloadResponse.SerializeToString,
+            ),
+            'ImportCsv': grpc.stream_stream_rpc_method_handler(
+                    servicer.ImportCsv,
+                    request_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.ImportCsvRequest.FromString,
+                    response_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.ImportCsvResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +158,33 @@ class UploadService:
             '/corral.upload.v1.UploadService/Download',
             corral_dot_upload_dot_v1_dot_upload__service__pb2.DownloadRequest.SerializeToString,
             corral_dot_upload_dot_v1_dot_upload__service__pb2.DownloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportCsv(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/corral.upload.v1.UploadService/ImportCsv',
+            corral_dot_upload_dot_v1_dot_upload__service__pb2.ImportCsvRequest.SerializeToString,
+            corral_dot_upload_dot_v1_dot_upload__service__pb2.ImportCsvResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.common import Timer, cpu_seconds, record, running_services
+from bench.common import Timer, cpu_seconds, peak_rss_mib, record, running_services
 from bench.images import photo_like
 from corral.client import Client
 from tests.e2e.remote import RemoteFiles, serving
@@ -51,6 +51,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--links", type=int, default=10_000)
     parser.add_argument("--uploads", type=int, default=1_000)
+    parser.add_argument("--big", type=int, default=100_000,
+                        help="rows of a link CSV imported to show constant memory (0: skip)")
     args = parser.parse_args()
 
     pictures = [jpeg(photo_like(640, 480, seed)) for seed in range(50)]
@@ -84,6 +86,20 @@ def main() -> None:
                 upload_report = client.import_csv(uploads_csv, "bench-csv")
             assert upload_report.created == args.uploads, upload_report
             cpu = {name: cpu_seconds(s.proc.pid) for name, s in services.items()}
+            rss_before = peak_rss_mib(services["upload"].proc.pid)
+            big_rows = []
+            if args.big:
+                big_csv = root / "big.csv"
+                write_csv(big_csv, link_rows(args.big, base))
+                with Timer() as big:
+                    big_report = client.import_csv(big_csv, "bench-csv")
+                assert big_report.created == args.big, big_report
+                big_rows = [{
+                    "case": f"corral import-csv, {args.big:,} link rows "
+                            f"({big_csv.stat().st_size / 2**20:.1f} MiB CSV)",
+                    "rows": args.big, "seconds": big.seconds, "rows/s": args.big / big.seconds,
+                    "upload peak RSS MiB (before -> after)":
+                        f"{rss_before:.0f} -> {peak_rss_mib(services['upload'].proc.pid):.0f}"}]
 
     baseline_links_rate = BASELINE_ROWS / link_baseline.seconds
     baseline_uploads_rate = (min(BASELINE_ROWS, args.uploads) // 4) / upload_baseline.seconds
@@ -101,6 +117,7 @@ def main() -> None:
          "rows": args.uploads, "seconds": uploads.seconds,
          "rows/s": args.uploads / uploads.seconds,
          "ratio vs baseline": args.uploads / uploads.seconds / baseline_uploads_rate},
+        *big_rows,
     ])
     mean_kib = sum(len(p) for p in pictures) / len(pictures) / 1024
     print(f"served images: mean {mean_kib:.1f} KiB; CPU seconds: "

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from PIL import Image
 from preprocess.images import encode, gradient
@@ -20,6 +21,7 @@ from corral.cli.main import main as cli_main
 from corral.client import Client
 from corral.client.client import preprocess_status
 from corral.errors import FailedPrecondition, InvalidArgument
+from corral.upload.v1 import upload_service_pb2, upload_service_pb2_grpc
 from e2e.remote import Canary, RemoteFiles, serving
 
 PHOTO = encode(gradient(640, 480), "JPEG")
@@ -239,3 +241,49 @@ def test_csv_import_refuses_a_bad_header_and_writes_nothing(client, tmp_path: Pa
     with pytest.raises(InvalidArgument, match="colour"):
         client.import_csv(path, "badheader")
     assert list(client.list_items("badheader", recursive=True)) == []
+
+
+def _import_call(stack: Stack, messages: list) -> list:
+    with grpc.insecure_channel(stack.upload.addr) as channel:
+        stub = upload_service_pb2_grpc.UploadServiceStub(channel)
+        return list(stub.ImportCsv(iter(messages), timeout=30))
+
+
+def test_import_csv_over_plain_grpc_refuses_bad_specs(client, stack):
+    dataset = client.create_dataset("grpc-import")
+    spec = upload_service_pb2.ImportCsvSpec
+    request = upload_service_pb2.ImportCsvRequest
+    cases = [
+        ([request(data=b"ID,URL\n")], "spec"),
+        ([request(spec=spec(dataset_id=dataset["id"], csv_name="../x.csv"))], "csv_name"),
+        ([request(spec=spec(dataset_id=dataset["id"], csv_name="a.csv", remote_dir="a\\b"))],
+         "remote_dir"),
+        ([request(spec=spec(dataset_id="f" * 32, csv_name="a.csv"))], "not found"),
+        ([request(spec=spec(dataset_id=dataset["id"], csv_name="a.csv")),
+          request(spec=spec(dataset_id=dataset["id"], csv_name="b.csv"))], "only the first"),
+    ]
+    for messages, text in cases:
+        with pytest.raises(grpc.RpcError) as caught:
+            _import_call(stack, messages)
+        assert caught.value.code() in (grpc.StatusCode.INVALID_ARGUMENT,
+                                       grpc.StatusCode.NOT_FOUND), caught.value.details()
+        assert text in caught.value.details()
+    assert list(client.list_items(dataset, recursive=True)) == []
+
+
+def test_import_of_many_rows_streams_in_batches(client, stack, remote):
+    _, base = remote
+    dataset = client.create_dataset("many-rows")
+    body = "ID,URL\n" + "".join(f"r{i},{base}/cats/photo.jpg\n" for i in range(1200))
+    messages = [upload_service_pb2.ImportCsvRequest(spec=upload_service_pb2.ImportCsvSpec(
+        dataset_id=dataset["id"], csv_name="many.csv"))]
+    encoded = body.encode()
+    messages += [upload_service_pb2.ImportCsvRequest(data=encoded[i:i + 1000])
+                 for i in range(0, len(encoded), 1000)]  # chunk edges fall inside rows
+    responses = _import_call(stack, messages)
+    summary = responses[-1].summary
+    assert (summary.rows, summary.created, summary.failed) == (1200, 1200, 0)
+    assert summary.folder == "/many"
+    rows = sorted(r.row.row for r in responses[:-1])
+    assert rows == list(range(1, 1201))
+    assert dataset["id"] and client.get_dataset("many-rows")["item_count"] == 1200

@@ -139,6 +139,8 @@ def test_link_sdk_and_cli(client, remote, stack, capsys):
     assert "/web/a.png" in capsys.readouterr().out
     assert _cli(stack, "link", "file:///etc/passwd", "--dataset", "direct") == 1
     assert "link.url" in capsys.readouterr().err
+    assert _cli(stack, "ls", "direct", "--dir", "/web") == 0
+    assert f"a.png -> {base}/cats/alpha.png" in capsys.readouterr().out
     listed = _by_name(client.list_items("direct", "/web"))
     assert listed["a.png"]["link"] == {"url": f"{base}/cats/alpha.png", "mimetype": "image/png"}
     assert client.download_bytes(listed["a.png"]["id"]) == PNG

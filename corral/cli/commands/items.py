@@ -47,6 +47,8 @@ def list_items(args: argparse.Namespace) -> int:
         shown = item["filename"] if args.recursive else item["name"]
         if item["type"] == "dir":
             print(f"{item['id']}  {'-':>12}  {shown}/")
+        elif item["type"] == "link":
+            print(f"{item['id']}  {'link':>12}  {shown} -> {item['link']['url']}")
         else:
             print(f"{item['id']}  {item['size']:>12}  {shown}")
     return 0

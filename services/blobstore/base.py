@@ -7,6 +7,12 @@ import abc
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from corral.errors import FailedPrecondition
+
+if TYPE_CHECKING:
+    from services.blobstore.sessions import SessionStorage
 
 
 class BlobWriter(abc.ABC):
@@ -33,6 +39,10 @@ class BlobWriter(abc.ABC):
 class BlobStore(abc.ABC):
     @abc.abstractmethod
     def open_writer(self, key: str) -> BlobWriter: ...
+
+    def session_storage(self) -> SessionStorage:
+        """Where resumable upload sessions keep their records and unfinished data."""
+        raise FailedPrecondition("this blob store does not support resumable uploads")
 
     @abc.abstractmethod
     def put_bytes(self, key: str, data: bytes,

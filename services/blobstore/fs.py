@@ -9,14 +9,19 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from stat import S_ISREG
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from corral.errors import InvalidArgument, NotFound, OutOfRange
 from services.blobstore.base import BlobStore, BlobWriter
 from services.blobstore.dirsync import DirSyncer, fsync_dir
 from services.blobstore.keys import check_key
 
+if TYPE_CHECKING:
+    from services.blobstore.fs_sessions import FsSessionStorage
+
 TMP_DIR_NAME = ".tmp"
+SESSIONS_DIR_NAME = ".sessions"
+_RESERVED_DIRS = (TMP_DIR_NAME, SESSIONS_DIR_NAME)
 FILE_MODE = 0o644
 # Write-behind window (see FsBlobWriter._write_behind).
 WRITE_BEHIND_BYTES = 16 * 1024 * 1024
@@ -28,15 +33,16 @@ class FsBlobWriter(BlobWriter):
     """Streams into a temporary file; commit() fsyncs it, renames it to its key and fsyncs the
     folder so the rename itself survives a crash."""
 
-    def __init__(self, store: FsBlobStore, final_path: Path) -> None:
+    def __init__(self, store: FsBlobStore, final_path: Path, fd: int, tmp_path: Path,
+                 offset: int = 0) -> None:
+        """Writes `fd` (the open file at `tmp_path`) from `offset` on."""
         self._store = store
         self._final_path = final_path
-        fd, tmp_name = tempfile.mkstemp(dir=store.tmp_dir, prefix="upload-")
         self._fd = fd
-        self._tmp_path = Path(tmp_name)
+        self._tmp_path = tmp_path
         self._committed = False
         # Write-behind offsets: dropped <= behind <= written.
-        self._written = self._behind = self._dropped = 0
+        self._written = self._behind = self._dropped = offset
 
     def write(self, data: bytes) -> None:
         self.write_many([data])
@@ -108,10 +114,12 @@ class FsBlobStore(BlobStore):
         self.dir_syncer = DirSyncer()
 
     def path_for(self, key: str) -> Path:
-        """The file holding `key`; refuses keys that could leave the root or hit .tmp/."""
+        """The file holding `key`; refuses keys that could leave the root or hit .tmp/ or
+        .sessions/."""
         check_key(key)
-        if key.split("/", 1)[0] == TMP_DIR_NAME:
-            raise InvalidArgument(f"blob key must not start with {TMP_DIR_NAME}/: {key!r}")
+        if key.split("/", 1)[0] in _RESERVED_DIRS:
+            raise InvalidArgument(f"blob key must not start with {key.split('/', 1)[0]}/: "
+                                  f"{key!r}")
         return self.root / key
 
     def ensure_dir(self, directory: Path) -> None:
@@ -126,7 +134,14 @@ class FsBlobStore(BlobStore):
             fsync_dir(path.parent)
 
     def open_writer(self, key: str) -> FsBlobWriter:
-        return FsBlobWriter(self, self.path_for(key))
+        final_path = self.path_for(key)
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="upload-")
+        return FsBlobWriter(self, final_path, fd, Path(tmp_name))
+
+    def session_storage(self) -> FsSessionStorage:
+        from services.blobstore.fs_sessions import FsSessionStorage
+
+        return FsSessionStorage(self)
 
     def put_bytes(self, key: str, data: bytes,
                   content_type: str = "application/octet-stream") -> None:

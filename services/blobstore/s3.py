@@ -13,6 +13,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from minio import Minio
 from minio.datatypes import Part
@@ -21,6 +22,9 @@ from minio.error import S3Error
 from corral.errors import NotFound, OutOfRange
 from services.blobstore.base import BlobStore, BlobWriter
 from services.blobstore.keys import check_key
+
+if TYPE_CHECKING:
+    from services.blobstore.s3_sessions import S3SessionStorage
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -115,6 +119,11 @@ class S3BlobStore(BlobStore):
 
     def open_writer(self, key: str) -> S3BlobWriter:
         return S3BlobWriter(self.client, self.bucket, check_key(key), self.part_size)
+
+    def session_storage(self) -> S3SessionStorage:
+        from services.blobstore.s3_sessions import S3SessionStorage
+
+        return S3SessionStorage(self)
 
     def put_bytes(self, key: str, data: bytes,
                   content_type: str = DEFAULT_CONTENT_TYPE) -> None:

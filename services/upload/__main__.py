@@ -19,6 +19,7 @@ from services.upload.config import UploadConfig
 from services.upload.downloads import Downloader
 from services.upload.imports import CsvImporter, ImportLimits
 from services.upload.memory import keep_freed_memory
+from services.upload.resumable import SessionSettings
 from services.upload.servicer import SERVICE_NAME, UploadServicer
 from services.upload.uploads import Uploader
 
@@ -35,14 +36,28 @@ def main(argv: list[str] | None = None) -> None:
             ThreadPoolExecutor(max_workers=config.io_threads, thread_name_prefix="blob-io"))
         catalog = GrpcCatalog(config.catalog_addr, config.catalog_timeout_seconds)
         uploader = Uploader(store, catalog, write_batch_bytes=config.write_batch_bytes,
-                            dataset_cache_seconds=config.dataset_cache_seconds)
+                            dataset_cache_seconds=config.dataset_cache_seconds,
+                            sessions=SessionSettings(
+                                ttl_seconds=config.session_ttl_seconds,
+                                persist_bytes=config.session_persist_bytes))
+        sweeper = asyncio.ensure_future(
+            uploader.resumable.run_sweeper(config.session_sweep_seconds))
         fetcher = Fetcher(config.fetch_policy())
         downloader = Downloader(store, catalog, fetcher, chunk_bytes=config.download_chunk_bytes)
         importer = CsvImporter(store, catalog, fetcher, ImportLimits(
             fetch_concurrency=max(1, config.import_fetch_concurrency)))
         upload_service_pb2_grpc.add_UploadServiceServicer_to_server(
             UploadServicer(uploader, downloader, importer), server)
-        return [SERVICE_NAME], catalog.close
+
+        async def on_stopping() -> None:
+            uploader.resumable.stop_streams()
+
+        async def cleanup() -> None:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+            await catalog.close()
+
+        return [SERVICE_NAME], cleanup, on_stopping
 
     run("upload", config.addr, register, grace=config.grace_seconds, port_file=config.port_file)
 

@@ -28,6 +28,17 @@ class UploadConfig(CommonSettings, BlobStoreSettings, FetchSettings):
     dataset_cache_seconds: float = setting("CORRAL_UPLOAD_DATASET_CACHE_SECONDS", 10.0,
                                            "How long a dataset found in the catalog is "
                                            "remembered (0 asks every time)")
+    session_ttl_seconds: float = setting(
+        "CORRAL_UPLOAD_SESSION_TTL_SECONDS", 24 * 3600.0,
+        "How long a resumable upload session lives after it starts; then its unfinished "
+        "data (temp file or multipart upload) is removed")
+    session_sweep_seconds: float = setting(
+        "CORRAL_UPLOAD_SESSION_SWEEP_SECONDS", 60.0,
+        "How often the upload service looks for expired resumable upload sessions")
+    session_persist_bytes: int = setting(
+        "CORRAL_UPLOAD_SESSION_PERSIST_BYTES", 32 * MIB,
+        "A resumable upload on the fs store fsyncs at least every this many bytes (S3 "
+        "persists whole parts of CORRAL_S3_PART_SIZE)")
     import_fetch_concurrency: int = setting(
         "CORRAL_IMPORT_FETCH_CONCURRENCY", 16,
         "Most URLs one CSV import fetches at once (action=upload rows)")

@@ -27,8 +27,8 @@ from services.fetch import Fetcher, check_url
 from services.upload.batching import CreateBatcher
 from services.upload.catalog_port import Catalog
 from services.upload.csv_rows import CsvRow, CsvRowParser, RowError
+from services.upload.registration import blob_key_for
 from services.upload.sink import run_blocking
-from services.upload.uploads import blob_key_for
 
 log = logging.getLogger("corral.upload.import")
 

@@ -28,6 +28,21 @@ class UploadServicer(upload_service_pb2_grpc.UploadServiceServicer):
             context: grpc.aio.ServicerContext) -> upload_pb2.UploadItemResponse:
         return await self._uploader.upload(request_iterator)
 
+    async def StartResumableUpload(  # noqa: N802 - gRPC method name
+            self, request: upload_pb2.StartResumableUploadRequest,
+            context: grpc.aio.ServicerContext) -> upload_pb2.StartResumableUploadResponse:
+        return await self._uploader.resumable.start(request)
+
+    async def QueryUploadStatus(  # noqa: N802 - gRPC method name
+            self, request: upload_pb2.QueryUploadStatusRequest,
+            context: grpc.aio.ServicerContext) -> upload_pb2.QueryUploadStatusResponse:
+        return await self._uploader.resumable.query(request)
+
+    async def CancelResumableUpload(  # noqa: N802 - gRPC method name
+            self, request: upload_pb2.CancelResumableUploadRequest,
+            context: grpc.aio.ServicerContext) -> upload_pb2.CancelResumableUploadResponse:
+        return await self._uploader.resumable.cancel(request)
+
     async def Download(  # noqa: N802 - gRPC method name
             self, request: upload_pb2.DownloadRequest,
             context: grpc.aio.ServicerContext) -> AsyncIterator[upload_pb2.DownloadResponse]:

@@ -6,6 +6,10 @@ and os.write release the GIL for large buffers), so receiving, hashing and disk/
 overlap with about two batches in memory. The batch's bytes objects are handed over as they
 are, never copied or joined. A small upload costs a single thread hop: open, write, hash,
 verify and commit at once.
+
+A resumable session's sink continues at the session's persisted size, with the hash state of
+the bytes before it when this process still holds it (else no hash: see resumable.py), and
+can pause: persist what the store allows and close, keeping the session's data.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from services.blobstore.base import BlobStore, BlobWriter
+from services.blobstore.base import BlobWriter
+from services.blobstore.sessions import ResumableWriter
 
 T = TypeVar("T")
 
-# check(size, sha256) raises to refuse the content before it is committed.
-ContentCheck = Callable[[int, str], None]
+# check(size, sha256) raises to refuse the content before it is committed; sha256 is None
+# when the sink hashes nothing.
+ContentCheck = Callable[[int, str | None], None]
 
 
 def run_blocking(func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -29,19 +35,24 @@ def run_blocking(func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
 
 
 class HashingBlobSink:
-    """Writes a new object at `key`. The writer is opened in the first I/O thread call, as
-    creating a temp file is blocking I/O too."""
+    """Writes an object through the writer `open_writer()` returns, opened in the first I/O
+    thread call, as creating a temp file is blocking I/O too. `delete_committed()` removes the
+    object if the sink is aborted after its commit finished. `hasher` holds the hash of the
+    `start_size` bytes before (None: hash nothing)."""
 
-    def __init__(self, store: BlobStore, key: str, batch_bytes: int) -> None:
-        self._store, self._key = store, key
+    def __init__(self, open_writer: Callable[[], BlobWriter],
+                 delete_committed: Callable[[], None], batch_bytes: int, *,
+                 hasher: hashlib._Hash | None = None, start_size: int = 0,
+                 hash_content: bool = True) -> None:
+        self._open, self._delete_committed = open_writer, delete_committed
         self._batch_bytes = batch_bytes
         self._writer: BlobWriter | None = None
-        self._hash = hashlib.sha256()
+        self._hash = hasher if hasher is not None or not hash_content else hashlib.sha256()
         self._batch: list[bytes] = []
         self._batched = 0
         self._in_flight: list[asyncio.Future[Any]] = []
         self._committed = False
-        self.size = 0
+        self.size = start_size
 
     async def write(self, data: bytes) -> None:
         self._batch.append(data)
@@ -50,8 +61,9 @@ class HashingBlobSink:
         if self._batched >= self._batch_bytes:
             await self._wait_in_flight()
             batch = self._take()
-            self._in_flight = [run_blocking(self._hash_batch, batch),
-                               run_blocking(self._write_batch, batch)]
+            self._in_flight = [run_blocking(self._write_batch, batch)]
+            if self._hash is not None:
+                self._in_flight.append(run_blocking(self._hash_batch, batch))
 
     def buffered_content(self, max_bytes: int) -> bytes | None:
         """Everything received so far, if it is still all in memory (nothing handed to the
@@ -60,7 +72,44 @@ class HashingBlobSink:
             return None
         return b"".join(self._batch)
 
-    async def complete(self, check: ContentCheck) -> str:
+    @property
+    def hasher(self) -> hashlib._Hash | None:
+        return self._hash
+
+    async def pause(self) -> int:
+        """For a resumable writer: writes what is left, persists what the store allows, and
+        closes the writer keeping the session's data; returns the persisted size."""
+        try:
+            await self._wait_in_flight()
+            done = run_blocking(self._pause, self._take())
+            self._in_flight = [done]
+            await self._wait_in_flight()
+        except BaseException:
+            await self.close()
+            raise
+        return done.result()
+
+    async def close(self) -> None:
+        """For a resumable writer after a failure: closes it without persisting more."""
+        in_flight, self._in_flight = self._in_flight, []
+        self._batch = []
+        if in_flight:
+            await asyncio.wait(in_flight)
+        if isinstance(self._writer, ResumableWriter):
+            await run_blocking(self._writer.close)
+
+    def _pause(self, batch: list[bytes]) -> int:
+        writer = self._open_writer()
+        assert isinstance(writer, ResumableWriter)
+        try:
+            if self._hash is not None:
+                self._hash_batch(batch)
+            writer.write_many(batch)
+            return writer.persist()
+        finally:
+            writer.close()
+
+    async def complete(self, check: ContentCheck) -> str | None:
         """Writes what is left, runs check(size, sha256), then commits; returns the sha256."""
         await self._wait_in_flight()
         done = run_blocking(self._complete, self._take(), check)
@@ -76,7 +125,7 @@ class HashingBlobSink:
         if in_flight:
             await asyncio.wait(in_flight)
         if self._committed:
-            await run_blocking(self._store.delete, self._key)
+            await run_blocking(self._delete_committed)
         elif self._writer is not None:
             await run_blocking(self._writer.abort)
 
@@ -97,7 +146,7 @@ class HashingBlobSink:
 
     def _open_writer(self) -> BlobWriter:
         if self._writer is None:
-            self._writer = self._store.open_writer(self._key)
+            self._writer = self._open()
         return self._writer
 
     def _hash_batch(self, batch: list[bytes]) -> None:
@@ -108,10 +157,11 @@ class HashingBlobSink:
     def _write_batch(self, batch: list[bytes]) -> None:
         self._open_writer().write_many(batch)
 
-    def _complete(self, batch: list[bytes], check: ContentCheck) -> str:
-        self._hash_batch(batch)
+    def _complete(self, batch: list[bytes], check: ContentCheck) -> str | None:
+        if self._hash is not None:
+            self._hash_batch(batch)
         self._write_batch(batch)
-        sha256 = self._hash.hexdigest()
+        sha256 = self._hash.hexdigest() if self._hash is not None else None
         check(self.size, sha256)
         self._open_writer().commit()
         self._committed = True

@@ -45,6 +45,12 @@ class FakeCatalog:
                 return item
         raise NotFound(f"item {item_id} not found")
 
+    async def find_item_by_request(self, dataset_id: str,
+                                   request_id: str) -> resources_pb2.Item | None:
+        self.calls.append("find_item_by_request")
+        reply = self.replies.get((dataset_id, request_id))
+        return reply.item if reply is not None else None
+
     async def create_item(
             self, request: catalog_pb2.CreateItemRequest) -> catalog_pb2.CreateItemResponse:
         self.calls.append("create_item")

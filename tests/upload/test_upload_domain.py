@@ -23,7 +23,8 @@ from corral.errors import (
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.blobstore.fs import FsBlobStore
 from services.upload.downloads import Downloader
-from services.upload.uploads import REGISTER_RETRY_DELAYS, Uploader
+from services.upload.registration import REGISTER_RETRY_DELAYS
+from services.upload.uploads import Uploader
 from upload.fake_catalog import FakeCatalog
 from upload.messages import upload_requests
 
@@ -195,7 +196,9 @@ def test_bad_streams_write_nothing(harness: Harness) -> None:
     cases.append(([upload_pb2.UploadItemRequest(data=b"x", finish_write=True)],
                   InvalidArgument, "first message must carry spec"))
     cases.append(([upload_pb2.UploadItemRequest(upload_id="u1")],
-                  FailedPrecondition, "resumable sessions"))
+                  InvalidArgument, "upload_id is not a valid id"))
+    cases.append(([upload_pb2.UploadItemRequest(upload_id="0" * 32)], NotFound,
+                  f"upload_id {'0' * 32} not found"))
     cases.append((list(upload_requests(harness.spec(sha256="0" * 64), data)), DataLoss, sha))
     cases.append((list(upload_requests(harness.spec(size=599_999), data)),
                   InvalidArgument, "spec.size"))

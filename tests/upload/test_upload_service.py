@@ -177,13 +177,15 @@ def test_bad_inputs_write_nothing(stack: Stack) -> None:
     bad_offset[2].write_offset = 7
     no_finish = upload_requests(good, data, finish=False)
     no_spec = iter([upload_pb2.UploadItemRequest(data=b"x", finish_write=True)])
-    resumable = iter([upload_pb2.UploadItemRequest(upload_id="u-1")])
+    bad_upload_id = iter([upload_pb2.UploadItemRequest(upload_id="u-1")])
+    unknown_upload_id = iter([upload_pb2.UploadItemRequest(upload_id="0" * 32)])
     for case, messages, code, text in [
         ("bad write_offset", iter(bad_offset), grpc.StatusCode.INVALID_ARGUMENT,
          f"write_offset 7, expected {2 * 256 * 1024}"),
         ("no finish_write", no_finish, grpc.StatusCode.INVALID_ARGUMENT, "finish_write"),
         ("missing spec", no_spec, grpc.StatusCode.INVALID_ARGUMENT, "spec"),
-        ("resumable", resumable, grpc.StatusCode.FAILED_PRECONDITION, "resumable"),
+        ("bad upload_id", bad_upload_id, grpc.StatusCode.INVALID_ARGUMENT, "upload_id"),
+        ("unknown upload_id", unknown_upload_id, grpc.StatusCode.NOT_FOUND, "0" * 32),
     ]:
         with pytest.raises(grpc.RpcError) as info:
             upload(stack, messages)

@@ -1,5 +1,8 @@
+import datetime
+
 from corral.catalog.v1 import resources_pb2 as _resources_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
@@ -30,18 +33,22 @@ class UploadSpec(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., remote_dir: _Optional[str] = ..., name: _Optional[str] = ..., user_metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., description: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., duplicate_policy: _Optional[_Union[_resources_pb2.DuplicatePolicy, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UploadItemRequest(_message.Message):
-    __slots__ = ("upload_id", "spec", "write_offset", "data", "finish_write")
+    __slots__ = ("upload_id", "spec", "write_offset", "data", "finish_write", "crc32c", "sha256")
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     WRITE_OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     FINISH_WRITE_FIELD_NUMBER: _ClassVar[int]
+    CRC32C_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
     upload_id: str
     spec: UploadSpec
     write_offset: int
     data: bytes
     finish_write: bool
-    def __init__(self, upload_id: _Optional[str] = ..., spec: _Optional[_Union[UploadSpec, _Mapping]] = ..., write_offset: _Optional[int] = ..., data: _Optional[bytes] = ..., finish_write: _Optional[bool] = ...) -> None: ...
+    crc32c: int
+    sha256: str
+    def __init__(self, upload_id: _Optional[str] = ..., spec: _Optional[_Union[UploadSpec, _Mapping]] = ..., write_offset: _Optional[int] = ..., data: _Optional[bytes] = ..., finish_write: _Optional[bool] = ..., crc32c: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class UploadItemResponse(_message.Message):
     __slots__ = ("persisted_size", "item", "outcome")
@@ -52,6 +59,50 @@ class UploadItemResponse(_message.Message):
     item: _resources_pb2.Item
     outcome: _resources_pb2.CreateOutcome
     def __init__(self, persisted_size: _Optional[int] = ..., item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ..., outcome: _Optional[_Union[_resources_pb2.CreateOutcome, str]] = ...) -> None: ...
+
+class StartResumableUploadRequest(_message.Message):
+    __slots__ = ("spec",)
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    spec: UploadSpec
+    def __init__(self, spec: _Optional[_Union[UploadSpec, _Mapping]] = ...) -> None: ...
+
+class StartResumableUploadResponse(_message.Message):
+    __slots__ = ("upload_id", "item", "outcome", "expire_time")
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    item: _resources_pb2.Item
+    outcome: _resources_pb2.CreateOutcome
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, upload_id: _Optional[str] = ..., item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ..., outcome: _Optional[_Union[_resources_pb2.CreateOutcome, str]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class QueryUploadStatusRequest(_message.Message):
+    __slots__ = ("upload_id",)
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    def __init__(self, upload_id: _Optional[str] = ...) -> None: ...
+
+class QueryUploadStatusResponse(_message.Message):
+    __slots__ = ("persisted_size", "item", "outcome")
+    PERSISTED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    persisted_size: int
+    item: _resources_pb2.Item
+    outcome: _resources_pb2.CreateOutcome
+    def __init__(self, persisted_size: _Optional[int] = ..., item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ..., outcome: _Optional[_Union[_resources_pb2.CreateOutcome, str]] = ...) -> None: ...
+
+class CancelResumableUploadRequest(_message.Message):
+    __slots__ = ("upload_id",)
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    def __init__(self, upload_id: _Optional[str] = ...) -> None: ...
+
+class CancelResumableUploadResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class DownloadRequest(_message.Message):
     __slots__ = ("item_id", "thumbnail", "read_offset")

@@ -40,6 +40,21 @@ class UploadServiceStub:
                 request_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemRequest.SerializeToString,
                 response_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemResponse.FromString,
                 _registered_method=True)
+        self.StartResumableUpload = channel.unary_unary(
+                '/corral.upload.v1.UploadService/StartResumableUpload',
+                request_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.StartResumableUploadRequest.SerializeToString,
+                response_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.StartResumableUploadResponse.FromString,
+                _registered_method=True)
+        self.QueryUploadStatus = channel.unary_unary(
+                '/corral.upload.v1.UploadService/QueryUploadStatus',
+                request_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.QueryUploadStatusRequest.SerializeToString,
+                response_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.QueryUploadStatusResponse.FromString,
+                _registered_method=True)
+        self.CancelResumableUpload = channel.unary_unary(
+                '/corral.upload.v1.UploadService/CancelResumableUpload',
+                request_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.CancelResumableUploadRequest.SerializeToString,
+                response_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.CancelResumableUploadResponse.FromString,
+                _registered_method=True)
         self.Download = channel.unary_stream(
                 '/corral.upload.v1.UploadService/Download',
                 request_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.DownloadRequest.SerializeToString,
@@ -60,6 +75,32 @@ class UploadServiceServicer:
         """Client-streaming upload, after google.storage.v2 WriteObject. The first message carries the
         spec; every message carries write_offset; the last sets finish_write. The item is created
         in the catalog only after the blob is durable and its size and sha256 are verified.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartResumableUpload(self, request, context):
+        """Starts a resumable upload session (google.storage.v2 StartResumableWrite). Its bytes are
+        then sent by UploadItem calls whose first message carries the upload_id; a call that dies
+        is resumed from QueryUploadStatus's persisted_size, also after the service restarts.
+        With spec.request_id a retried start returns the same session. Nothing is visible (no
+        item, no object) before the call with finish_write verifies the content and registers it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryUploadStatus(self, request, context):
+        """The bytes of a session that survive a restart (resume from there), or its item once the
+        session is finished (google.storage.v2 QueryWriteStatus).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelResumableUpload(self, request, context):
+        """Discards an unfinished session and everything it stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -91,6 +132,21 @@ def add_UploadServiceServicer_to_server(servicer, server):
                     servicer.UploadItem,
                     request_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemRequest.FromString,
                     response_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemResponse.SerializeToString,
+            ),
+            'StartResumableUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartResumableUpload,
+                    request_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.StartResumableUploadRequest.FromString,
+                    response_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.StartResumableUploadResponse.SerializeToString,
+            ),
+            'QueryUploadStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryUploadStatus,
+                    request_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.QueryUploadStatusRequest.FromString,
+                    response_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.QueryUploadStatusResponse.SerializeToString,
+            ),
+            'CancelResumableUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelResumableUpload,
+                    request_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.CancelResumableUploadRequest.FromString,
+                    response_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.CancelResumableUploadResponse.SerializeToString,
             ),
             'Download': grpc.unary_stream_rpc_method_handler(
                     servicer.Download,
@@ -131,6 +187,87 @@ class UploadService:
             '/corral.upload.v1.UploadService/UploadItem',
             corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemRequest.SerializeToString,
             corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartResumableUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.upload.v1.UploadService/StartResumableUpload',
+            corral_dot_upload_dot_v1_dot_upload__service__pb2.StartResumableUploadRequest.SerializeToString,
+            corral_dot_upload_dot_v1_dot_upload__service__pb2.StartResumableUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryUploadStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.upload.v1.UploadService/QueryUploadStatus',
+            corral_dot_upload_dot_v1_dot_upload__service__pb2.QueryUploadStatusRequest.SerializeToString,
+            corral_dot_upload_dot_v1_dot_upload__service__pb2.QueryUploadStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelResumableUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.upload.v1.UploadService/CancelResumableUpload',
+            corral_dot_upload_dot_v1_dot_upload__service__pb2.CancelResumableUploadRequest.SerializeToString,
+            corral_dot_upload_dot_v1_dot_upload__service__pb2.CancelResumableUploadResponse.FromString,
             options,
             channel_credentials,
             insecure,

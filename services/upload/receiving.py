@@ -1,0 +1,55 @@
+"""Reading an UploadItem stream into a sink: offsets, per-message CRC32C, the declared size,
+and the optional whole-object sha256 sent with finish_write."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import google_crc32c
+
+from corral.errors import DataLoss, InvalidArgument
+from corral.upload.v1 import upload_service_pb2 as upload_pb2
+from services.upload.sink import HashingBlobSink
+
+_SHA256_LENGTH = 64
+
+
+def check_message(message: upload_pb2.UploadItemRequest, data: bytes) -> None:
+    """Refuses a message whose data does not match its crc32c (the data is not kept), or a
+    malformed sha256."""
+    if message.HasField("crc32c"):
+        actual = google_crc32c.value(data)
+        if actual != message.crc32c:
+            raise DataLoss(f"crc32c of the data at write_offset {message.write_offset} is "
+                           f"{actual}, but the message declared {message.crc32c}")
+    if message.sha256:
+        if not message.finish_write:
+            raise InvalidArgument("sha256 may only be sent with finish_write")
+        if len(message.sha256) != _SHA256_LENGTH or not all(
+                c in "0123456789abcdef" for c in message.sha256.lower()):
+            raise InvalidArgument("sha256 must be 64 hexadecimal characters")
+
+
+async def receive(first: upload_pb2.UploadItemRequest,
+                  messages: AsyncIterator[upload_pb2.UploadItemRequest],
+                  sink: HashingBlobSink, declared_size: int | None) -> str | None:
+    """Streams every message's data into `sink` up to the one with finish_write and returns
+    that message's sha256 ("" if none); None if the stream ended without finish_write."""
+    message: upload_pb2.UploadItemRequest | None = first
+    while True:
+        if message.write_offset != sink.size:
+            raise InvalidArgument(f"write_offset {message.write_offset}, expected {sink.size}")
+        data = message.data  # each access copies the bytes out of the message
+        check_message(message, data)
+        if data:
+            if declared_size is not None and sink.size + len(data) > declared_size:
+                raise InvalidArgument(
+                    f"received more than the declared spec.size of {declared_size} bytes")
+            await sink.write(data)
+        if message.finish_write:
+            return message.sha256.lower()
+        message = await anext(messages, None)
+        if message is None:
+            return None
+        if message.WhichOneof("first_message"):
+            raise InvalidArgument("only the first message may carry spec or upload_id")

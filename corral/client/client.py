@@ -44,6 +44,7 @@ from corral.client.results import (
     UploadResult,
     UploadSummary,
 )
+from corral.client.resumable import ResumableSender, ResumePolicy
 from corral.client.uploads import (
     DEFAULT_CHUNK_SIZE,
     PlannedFile,
@@ -95,11 +96,13 @@ class Client(LinkingMixin):
 
     Addresses default to CORRAL_CATALOG_ADDR, CORRAL_UPLOAD_ADDR and CORRAL_PREPROCESS_ADDR.
     `timeout` bounds every unary call in seconds; streams (uploads, downloads, subscriptions)
-    are unbounded.
+    are unbounded. Files above `resume_policy.threshold` bytes upload through resumable
+    sessions that survive failed streams and service restarts (see ResumePolicy).
     """
 
     def __init__(self, catalog_addr: str | None = None, upload_addr: str | None = None,
-                 preprocess_addr: str | None = None, timeout: float = 30.0) -> None:
+                 preprocess_addr: str | None = None, timeout: float = 30.0,
+                 resume_policy: ResumePolicy | None = None) -> None:
         self.catalog_addr = catalog_addr or addresses.catalog_addr()
         self.upload_addr = upload_addr or addresses.upload_addr()
         self.preprocess_addr = preprocess_addr or addresses.preprocess_addr()
@@ -123,6 +126,9 @@ class Client(LinkingMixin):
             UPLOAD_ITEM_METHOD, request_serializer=encode_request,
             response_deserializer=upload_service_pb2.UploadItemResponse.FromString)
         self._preprocess = preprocess_service_pb2_grpc.PreprocessServiceStub(preprocess)
+        self.resume_policy = resume_policy or ResumePolicy()
+        self._resumable = ResumableSender(self._upload, self._upload.UploadItem, timeout,
+                                          self.resume_policy)
 
     def close(self) -> None:
         for channel in self._channels:
@@ -289,7 +295,9 @@ class Client(LinkingMixin):
                      local_path: str | None, on_bytes: Callable[[int], None] | None = None,
                      cancel: threading.Event | None = None) -> UploadResult:
         """Retries UNAVAILABLE and ABORTED with the same request_id, so a retry of an upload
-        the server did finish returns that first result instead of a second item."""
+        the server did finish returns that first result instead of a second item. A source
+        larger than resume_policy.threshold goes through a resumable session instead, which
+        continues a failed stream from what the server persisted."""
         if chunk_size <= 0:
             raise InvalidArgument("chunk_size must be positive")
         for attempt in range(_UPLOAD_ATTEMPTS):
@@ -297,6 +305,8 @@ class Client(LinkingMixin):
                 size = _remaining_size(source)
                 if size is not None:
                     spec.size = size
+                    if size > self.resume_policy.threshold:
+                        break
                 state = StreamState()
                 try:
                     return self._upload_once(spec, source, chunk_size, state, local_path,
@@ -307,7 +317,8 @@ class Client(LinkingMixin):
             if on_bytes is not None and state.sent:
                 on_bytes(-state.sent)  # the retry sends everything again
             time.sleep(0.25 * 2**attempt)
-        raise AssertionError("unreachable")
+        return self._resumable.send(spec, open_source, chunk_size, local_path, on_bytes,
+                                    cancel)
 
     def _upload_once(self, spec: upload_service_pb2.UploadSpec, source: BinaryIO,
                      chunk_size: int, state: StreamState, local_path: str | None,

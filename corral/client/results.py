@@ -18,6 +18,8 @@ class UploadResult:
     item: ItemDict
     outcome: Outcome
     local_path: str | None = None
+    # The offsets a resumable upload continued from after a failed stream (none: no failure).
+    resumed_from: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"local_path": self.local_path, "outcome": self.outcome, "item": self.item}

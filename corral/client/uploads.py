@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import google_crc32c
+
 from corral import paths
 from corral.client.convert import OUTCOMES, item_to_dict
 from corral.client.results import UploadFailure, UploadResult
@@ -56,14 +58,18 @@ class StreamState:
     error: BaseException | None = None
 
 
-def upload_requests(spec: upload_service_pb2.UploadSpec, source: BinaryIO, chunk_size: int,
-                    state: StreamState, on_bytes: Callable[[int], None] | None = None,
-                    cancel: threading.Event | None = None,
+def upload_requests(spec: upload_service_pb2.UploadSpec | None, source: BinaryIO,
+                    chunk_size: int, state: StreamState,
+                    on_bytes: Callable[[int], None] | None = None,
+                    cancel: threading.Event | None = None, upload_id: str = "",
                     ) -> Iterator[ChunkRequest]:
-    """The request stream of one upload, encoded by wire.encode_request. Reads one chunk
-    ahead so the last data message carries finish_write (a file that fits in one chunk is a
-    single message: spec, data and finish_write). Local errors end the stream early and are
-    kept in `state`, because gRPC would otherwise swallow them into a bare CANCELLED."""
+    """The request stream of one upload (the first message carries `spec`, or `upload_id` to
+    continue a resumable session at state.sent), encoded by wire.encode_request. Reads one
+    chunk ahead so the last data message carries finish_write (a file that fits in one chunk
+    is a single message: spec, data and finish_write) and the whole object's sha256, which
+    the server checks before anything is visible; every message carries its data's crc32c.
+    Local errors end the stream early and are kept in `state`, because gRPC would otherwise
+    swallow them into a bare CANCELLED."""
     try:
         chunk = source.read(chunk_size)
         first = True
@@ -74,7 +80,10 @@ def upload_requests(spec: upload_service_pb2.UploadSpec, source: BinaryIO, chunk
             last = not next_chunk
             state.hasher.update(chunk)
             yield ChunkRequest(write_offset=state.sent, data=chunk, finish_write=last,
-                               spec=spec if first else None)
+                               spec=spec if first else None,
+                               upload_id=upload_id if first else "",
+                               crc32c=google_crc32c.value(chunk),
+                               sha256=state.hasher.hexdigest() if last else "")
             first = False
             state.sent += len(chunk)
             if on_bytes is not None and chunk:

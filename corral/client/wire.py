@@ -32,12 +32,16 @@ def _varint(value: int) -> bytes:
 
 @dataclass(slots=True)
 class ChunkRequest:
-    """One UploadItemRequest; `spec` only on the first."""
+    """One UploadItemRequest; `spec` or `upload_id` only on the first, `sha256` (of the whole
+    object) only on the last."""
 
     write_offset: int
     data: bytes
     finish_write: bool
     spec: upload_service_pb2.UploadSpec | None = None
+    upload_id: str = ""
+    crc32c: int | None = None
+    sha256: str = ""
 
     def to_message(self) -> upload_service_pb2.UploadItemRequest:
         return upload_service_pb2.UploadItemRequest.FromString(encode_request(self))
@@ -45,9 +49,12 @@ class ChunkRequest:
 
 def encode_request(request: ChunkRequest) -> bytes:
     """The request's wire bytes (the gRPC request serializer)."""
-    head = upload_service_pb2.UploadItemRequest(
+    small_fields = upload_service_pb2.UploadItemRequest(
         write_offset=request.write_offset, finish_write=request.finish_write,
-        spec=request.spec).SerializeToString()
+        spec=request.spec, crc32c=request.crc32c, sha256=request.sha256)
+    if request.upload_id:
+        small_fields.upload_id = request.upload_id
+    head = small_fields.SerializeToString()
     if not request.data:
         return head
     return b"".join((head, _DATA_TAG, _varint(len(request.data)), request.data))

@@ -112,19 +112,20 @@ class ResumableUploads:
         self._refuse_when_stopping()
         spec = validate_spec(request.spec)
         await self._registrar.check_dataset(spec.dataset_id)
-        existing = await self._registrar.existing_item(spec)
-        if existing is not None:
-            return upload_pb2.StartResumableUploadResponse(item=existing, outcome=SKIPPED)
         upload_id = (upload_id_for_request(spec.dataset_id, spec.request_id)
                      if spec.request_id else uuid.uuid4().hex)
         live = self._live_session(upload_id)
         try:
             async with live.lock:
-                record = await self._load(upload_id)
+                record = await self._load(upload_id) if spec.request_id else None
                 if record is not None and record.expired(self._clock()):
                     await self._expire(record)
                     record = None
                 if record is None:
+                    existing = await self._registrar.existing_item(spec)
+                    if existing is not None:
+                        return upload_pb2.StartResumableUploadResponse(item=existing,
+                                                                       outcome=SKIPPED)
                     record = await self._create(upload_id, request.spec, spec)
                     live.hasher, live.hashed_size = hashlib.sha256(), 0
                 elif record.spec != spec_bytes(request.spec):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import google_crc32c
+
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 
 CHUNK = 256 * 1024
@@ -18,5 +20,20 @@ def upload_requests(spec: upload_pb2.UploadSpec, data: bytes, chunk: int = CHUNK
                                                data=data[offset:offset + chunk])
         if index == 0:
             message.spec.CopyFrom(spec)
+        message.finish_write = finish and index == len(offsets) - 1
+        yield message
+
+
+def session_requests(upload_id: str, data: bytes, start: int = 0, chunk: int = CHUNK,
+                     finish: bool = True) -> Iterator[upload_pb2.UploadItemRequest]:
+    """A resumable session's stream from `start`: upload_id on the first message, crc32c on
+    every message, finish_write on the last when `finish`."""
+    offsets = list(range(start, len(data), chunk)) or [start]
+    for index, offset in enumerate(offsets):
+        piece = data[offset:offset + chunk]
+        message = upload_pb2.UploadItemRequest(write_offset=offset, data=piece,
+                                               crc32c=google_crc32c.value(piece))
+        if index == 0:
+            message.upload_id = upload_id
         message.finish_write = finish and index == len(offsets) - 1
         yield message

@@ -50,6 +50,7 @@ from corral.client.uploads import (
     PlannedFile,
     StreamState,
     UploadCancelled,
+    call_upload,
     plan_uploads,
     result_from_response,
     upload_requests,
@@ -65,7 +66,7 @@ from corral.errors import (
     Unavailable,
 )
 from corral.preprocess.v1 import preprocess_service_pb2, preprocess_service_pb2_grpc
-from corral.rpc import CHANNEL_OPTIONS, translate
+from corral.rpc import CHANNEL_OPTIONS
 from corral.rpc import translated as _translated
 from corral.structs import dict_to_struct
 from corral.upload.v1 import upload_service_pb2, upload_service_pb2_grpc
@@ -325,14 +326,7 @@ class Client(LinkingMixin):
                      on_bytes: Callable[[int], None] | None,
                      cancel: threading.Event | None) -> UploadResult:
         requests = upload_requests(spec, source, chunk_size, state, on_bytes, cancel)
-        try:
-            response = self._call_upload(requests)
-        except grpc.RpcError as exc:
-            if state.error is not None:
-                raise state.error from None
-            raise translate(exc) from exc
-        if state.error is not None:
-            raise state.error
+        response = call_upload(self._call_upload, requests, state)
         return result_from_response(response, state, local_path)
 
     def _call_upload(self, requests: Iterator[ChunkRequest]

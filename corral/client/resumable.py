@@ -22,7 +22,12 @@ import grpc
 
 from corral.client.convert import OUTCOMES, item_to_dict
 from corral.client.results import UploadResult
-from corral.client.uploads import StreamState, result_from_response, upload_requests
+from corral.client.uploads import (
+    StreamState,
+    call_upload,
+    result_from_response,
+    upload_requests,
+)
 from corral.errors import Aborted, CorralError, DeadlineExceeded, Unavailable
 from corral.rpc import translate
 from corral.upload.v1 import upload_service_pb2
@@ -113,15 +118,7 @@ class ResumableSender:
                 cancel: threading.Event | None) -> upload_service_pb2.UploadItemResponse:
         requests = upload_requests(None, source, chunk_size, state, on_bytes, cancel,
                                    upload_id=upload_id)
-        try:
-            response = self._upload_item(requests)
-        except grpc.RpcError as exc:
-            if state.error is not None:
-                raise state.error from None
-            raise translate(exc) from exc
-        if state.error is not None:
-            raise state.error
-        return response
+        return call_upload(self._upload_item, requests, state)
 
     def _call_retrying(self, method: Callable[..., Any], request: Any,
                        retry_later: Callable[[CorralError], None]) -> Any:

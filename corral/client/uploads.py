@@ -16,18 +16,21 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import google_crc32c
+import grpc
 
 from corral import paths
 from corral.client.convert import OUTCOMES, item_to_dict
 from corral.client.results import UploadFailure, UploadResult
 from corral.client.wire import ChunkRequest
 from corral.errors import CorralError, DataLoss, Internal
+from corral.rpc import translate
 from corral.upload.v1 import upload_service_pb2
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024
+T = TypeVar("T")
 
 
 class UploadCancelled(Exception):
@@ -94,6 +97,21 @@ def upload_requests(spec: upload_service_pb2.UploadSpec | None, source: BinaryIO
             chunk = next_chunk
     except Exception as exc:
         state.error = exc
+
+
+def call_upload(call: Callable[[Iterator[ChunkRequest]], T], requests: Iterator[ChunkRequest],
+                state: StreamState) -> T:
+    """Runs one UploadItem call on `requests`; a local error the request stream kept in
+    `state` wins over the bare CANCELLED gRPC reports for it."""
+    try:
+        response = call(requests)
+    except grpc.RpcError as exc:
+        if state.error is not None:
+            raise state.error from None
+        raise translate(exc) from exc
+    if state.error is not None:
+        raise state.error
+    return response
 
 
 def result_from_response(response: upload_service_pb2.UploadItemResponse, state: StreamState,

@@ -184,3 +184,25 @@ def test_sigterm_with_uploads_in_flight(uploads: UploadStack) -> None:
         item = stub.UploadItem(session_requests(upload_id, long_data, start=8 * MIB),
                                timeout=WAIT_SECONDS).item
     assert item.sha256 == hashlib.sha256(long_data).hexdigest()
+
+
+def test_abandoned_sessions_past_their_ttl_are_removed(service_factory, tmp_path: Path) -> None:
+    uploads = UploadStack(service_factory, tmp_path / "data", {
+        "CORRAL_UPLOAD_SESSION_TTL_SECONDS": "1", "CORRAL_UPLOAD_SESSION_SWEEP_SECONDS": "0.2"})
+    with Client(catalog_addr=uploads.catalog.addr, upload_addr=uploads.upload.addr) as client:
+        dataset_id = client.create_dataset("abandoned")["id"]
+    with grpc.insecure_channel(uploads.upload.addr, options=CHANNEL_OPTIONS) as channel:
+        stub = upload_service_pb2_grpc.UploadServiceStub(channel)
+        upload_id = stub.StartResumableUpload(upload_pb2.StartResumableUploadRequest(
+            spec=upload_pb2.UploadSpec(dataset_id=dataset_id, name="gone.bin")),
+            timeout=10).upload_id
+        reply = stub.UploadItem(session_requests(upload_id, os.urandom(MIB), finish=False),
+                                timeout=WAIT_SECONDS)
+        assert reply.persisted_size == MIB
+        sessions_dir = uploads.blobs.root / ".sessions"
+        assert {p.suffix for p in sessions_dir.iterdir()} >= {".json", ".data"}
+        wait_for(lambda: not any(sessions_dir.iterdir()), "the expired session's files to go")
+        with pytest.raises(grpc.RpcError) as gone:
+            stub.QueryUploadStatus(upload_pb2.QueryUploadStatusRequest(upload_id=upload_id),
+                                   timeout=10)
+        assert gone.value.code() == grpc.StatusCode.NOT_FOUND

@@ -20,10 +20,11 @@ from corral.client.results import (
     UploadResult,
     UploadSummary,
 )
+from corral.client.resumable import ResumePolicy
 from corral.client.uploads import PlannedFile, plan_uploads
 
 __all__ = [
     "Client", "DatasetDict", "DownloadResult", "EventDict", "ItemDict", "PlannedFile",
-    "Subscription", "UploadEvent", "UploadFailure", "UploadResult", "UploadSummary", "is_id",
-    "plan_uploads", "preprocess_status",
+    "ResumePolicy", "Subscription", "UploadEvent", "UploadFailure", "UploadResult",
+    "UploadSummary", "is_id", "plan_uploads", "preprocess_status",
 ]

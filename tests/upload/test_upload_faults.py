@@ -16,8 +16,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from corral.client import Client
-from corral.client.resumable import ResumePolicy
+from corral.client import Client, ResumePolicy
 from corral.launcher import ServiceProcess
 from corral.rpc import CHANNEL_OPTIONS
 from corral.upload.v1 import upload_service_pb2 as upload_pb2

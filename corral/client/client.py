@@ -7,17 +7,19 @@ corral.errors.CorralError subclass.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import itertools
 import os
+import queue
 import re
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -26,6 +28,7 @@ from google.protobuf import field_mask_pb2
 
 from corral import addresses, paths
 from corral.catalog.v1 import catalog_service_pb2, catalog_service_pb2_grpc, resources_pb2
+from corral.client.bulk import BULK_MAX_FILE_BYTES, BulkSender, FileQueue
 from corral.client.convert import (
     DUPLICATE_POLICIES,
     EVENT_TYPES_BY_NAME,
@@ -55,12 +58,19 @@ from corral.client.uploads import (
     result_from_response,
     upload_requests,
 )
-from corral.client.wire import UPLOAD_ITEM_METHOD, ChunkRequest, encode_request
+from corral.client.wire import (
+    UPLOAD_ITEM_METHOD,
+    UPLOAD_ITEMS_METHOD,
+    ChunkRequest,
+    encode_bulk_request,
+    encode_request,
+)
 from corral.errors import (
     Aborted,
     CorralError,
     DataLoss,
     DeadlineExceeded,
+    Internal,
     InvalidArgument,
     NotFound,
     Unavailable,
@@ -126,6 +136,10 @@ class Client(LinkingMixin):
         self._upload_single = upload.unary_unary(
             UPLOAD_ITEM_METHOD, request_serializer=encode_request,
             response_deserializer=upload_service_pb2.UploadItemResponse.FromString)
+        # Many small files per stream (upload_paths), encoded like UploadItem's requests.
+        self._upload_items = upload.stream_stream(
+            UPLOAD_ITEMS_METHOD, request_serializer=encode_bulk_request,
+            response_deserializer=upload_service_pb2.UploadItemsResponse.FromString)
         self._preprocess = preprocess_service_pb2_grpc.PreprocessServiceStub(preprocess)
         self.resume_policy = resume_policy or ResumePolicy()
         self._resumable = ResumableSender(self._upload, self._upload.UploadItem, timeout,
@@ -347,15 +361,21 @@ class Client(LinkingMixin):
                      remote_dir: str = "/", metadata: Mapping[str, Any] | None = None,
                      description: str = "", on_exists: str = "skip", workers: int = 16,
                      progress: ProgressCallback | None = None,
-                     chunk_size: int = DEFAULT_CHUNK_SIZE) -> UploadSummary:
-        """Uploads files and folders, `workers` files at a time, and reports every file.
+                     chunk_size: int = DEFAULT_CHUNK_SIZE,
+                     bulk_streams: int = 2) -> UploadSummary:
+        """Uploads files and folders and reports every file.
 
+        Small files (up to BULK_MAX_FILE_BYTES) go over `bulk_streams` UploadItems streams,
+        many files per stream; larger ones `workers` at a time, one call each (resumable
+        above resume_policy.threshold). `bulk_streams=0` sends every file in its own call.
         A folder keeps its own name under `remote_dir`, like `cp -r`: "photos/cats/a.jpg"
         uploaded to "/in" becomes "/in/photos/cats/a.jpg". One file's failure never stops
         the others; only an unknown dataset or an invalid argument raises. `progress` is
         called (from one thread at a time) with UploadEvents.
         """
         _check_on_exists(on_exists)
+        if chunk_size <= 0:
+            raise InvalidArgument("chunk_size must be positive")
         dataset_id = self._dataset_id(dataset)
         planned, failures = plan_uploads(local_paths, remote_dir)
         summary = UploadSummary(failures=list(failures))
@@ -370,38 +390,56 @@ class Client(LinkingMixin):
                            total_bytes=sum(p.size for p in planned)))
         for failure in failures:
             report(UploadEvent("finished", path=failure.local_path, failure=failure))
-        cancel = threading.Event()
         sent = dict.fromkeys((p.local_path for p in planned), 0)
+        done: queue.Queue[tuple[PlannedFile, UploadResult | BaseException]] = queue.Queue()
 
-        def upload_one(entry: PlannedFile) -> UploadResult:
-            def on_bytes(count: int) -> None:
-                sent[entry.local_path] += count
-                report(UploadEvent("bytes", path=str(entry.local_path), bytes=count))
+        def on_bytes(entry: PlannedFile, count: int) -> None:
+            sent[entry.local_path] += count
+            report(UploadEvent("bytes", path=str(entry.local_path), bytes=count))
 
-            spec = self._upload_spec({"id": dataset_id}, entry.remote_dir, entry.name,
+        def make_spec(entry: PlannedFile) -> upload_service_pb2.UploadSpec:
+            return self._upload_spec({"id": dataset_id}, entry.remote_dir, entry.name,
                                      metadata, description, on_exists, None)
-            return self._send_upload(spec, lambda: entry.local_path.open("rb"), chunk_size,
-                                     str(entry.local_path), on_bytes, cancel)
 
-        executor = ThreadPoolExecutor(max_workers=max(1, workers),
+        def upload_alone(entry: PlannedFile) -> UploadResult:
+            return self._send_upload(make_spec(entry), lambda: entry.local_path.open("rb"),
+                                     chunk_size, str(entry.local_path),
+                                     functools.partial(on_bytes, entry), cancel)
+
+        def upload_one(entry: PlannedFile) -> None:
+            try:
+                outcome: UploadResult | BaseException = upload_alone(entry)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                outcome = exc
+            done.put((entry, outcome))
+
+        cancel = threading.Event()
+        bulk_files = [p for p in planned if bulk_streams > 0 and p.size <= BULK_MAX_FILE_BYTES]
+        alone = [p for p in planned if not (bulk_streams > 0 and p.size <= BULK_MAX_FILE_BYTES)]
+        sender = BulkSender(self._upload_items, make_spec, lambda e, o: done.put((e, o)),
+                            on_bytes, upload_alone, chunk_size, cancel)
+        streams = min(bulk_streams, len(bulk_files))
+        executor = ThreadPoolExecutor(max_workers=max(1, workers) + streams,
                                       thread_name_prefix="corral-upload")
         try:
-            futures = {executor.submit(upload_one, entry): entry for entry in planned}
-            for future in as_completed(futures):
-                entry = futures[future]
-                try:
-                    result = future.result()
-                except (CorralError, OSError, UploadCancelled) as exc:
-                    failure = UploadFailure(str(entry.local_path), entry.filename, exc)
+            file_queue = FileQueue(bulk_files)
+            futures = [executor.submit(sender.run_stream, file_queue) for _ in range(streams)]
+            futures += [executor.submit(upload_one, entry) for entry in alone]
+            for entry, outcome in _outcomes(done, len(planned), futures):
+                unsent = entry.size - sent[entry.local_path]
+                if isinstance(outcome, UploadResult):
+                    summary.results.append(outcome)
+                    report(UploadEvent("finished", path=str(entry.local_path), result=outcome,
+                                       unsent_bytes=unsent))
+                elif isinstance(outcome, CorralError | OSError | UploadCancelled):
+                    failure = UploadFailure(str(entry.local_path), entry.filename, outcome)
                     summary.failures.append(failure)
                     report(UploadEvent("finished", path=failure.local_path, failure=failure,
-                                       unsent_bytes=entry.size - sent[entry.local_path]))
+                                       unsent_bytes=unsent))
                 else:
-                    summary.results.append(result)
-                    report(UploadEvent("finished", path=str(entry.local_path), result=result,
-                                       unsent_bytes=entry.size - sent[entry.local_path]))
+                    raise outcome
         except BaseException:
-            cancel.set()
+            sender.cancel_streams()
             raise
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -510,6 +548,23 @@ class Client(LinkingMixin):
                     f"{len(pending)} of {len(files)} items not preprocessed after {timeout}s, "
                     f"e.g. {pending[0]['filename']}")
             time.sleep(poll_interval)
+
+
+def _outcomes(done: queue.Queue[tuple[PlannedFile, UploadResult | BaseException]],
+              count: int, futures: list[Future[None]],
+              ) -> Iterator[tuple[PlannedFile, UploadResult | BaseException]]:
+    """The `count` files' outcomes as they arrive; raises a worker's own failure (a bug: the
+    workers report every file's error as its outcome) instead of waiting forever."""
+    for _ in range(count):
+        while True:
+            try:
+                yield done.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if all(future.done() for future in futures) and done.empty():
+                    for future in futures:
+                        future.result()
+                    raise Internal("upload workers ended without reporting every file") from None
 
 
 def _check_on_exists(on_exists: str) -> None:

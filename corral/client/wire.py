@@ -1,4 +1,4 @@
-"""UploadItem requests encoded without copying each chunk into a protobuf message first.
+"""UploadItem and UploadItems requests encoded without copying each chunk into a message.
 
 Building `UploadItemRequest(data=chunk)` copies the chunk into the message and serializing it
 copies it again; with the bytes just read that is three fresh 1 MiB buffers per chunk, and on
@@ -16,9 +16,12 @@ from corral.upload.v1 import upload_service_pb2
 
 _SERVICE = upload_service_pb2.DESCRIPTOR.services_by_name["UploadService"]
 UPLOAD_ITEM_METHOD = f"/{_SERVICE.full_name}/UploadItem"
+UPLOAD_ITEMS_METHOD = f"/{_SERVICE.full_name}/UploadItems"
 _DATA_FIELD = upload_service_pb2.UploadItemRequest.DESCRIPTOR.fields_by_name["data"]
 _DATA_TAG = bytes([(_DATA_FIELD.number << 3) | 2])  # wire type 2: length-delimited
 assert _DATA_FIELD.number < 16, "the tag must stay one byte"
+assert upload_service_pb2.UploadItemsRequest.DESCRIPTOR.fields_by_name["data"].number == \
+    _DATA_FIELD.number, "both requests share the data tag"
 
 
 def _varint(value: int) -> bytes:
@@ -32,8 +35,9 @@ def _varint(value: int) -> bytes:
 
 @dataclass(slots=True)
 class ChunkRequest:
-    """One UploadItemRequest; `spec` or `upload_id` only on the first, `sha256` (of the whole
-    object) only on the last."""
+    """One UploadItemRequest (or UploadItemsRequest, for file `file_index` of a bulk
+    stream); `spec` or `upload_id` only on the first, `sha256` (of the whole object) only on
+    the last."""
 
     write_offset: int
     data: bytes
@@ -42,6 +46,7 @@ class ChunkRequest:
     upload_id: str = ""
     crc32c: int | None = None
     sha256: str = ""
+    file_index: int = 0
 
     def to_message(self) -> upload_service_pb2.UploadItemRequest:
         return upload_service_pb2.UploadItemRequest.FromString(encode_request(self))
@@ -54,7 +59,19 @@ def encode_request(request: ChunkRequest) -> bytes:
         spec=request.spec, crc32c=request.crc32c, sha256=request.sha256)
     if request.upload_id:
         small_fields.upload_id = request.upload_id
-    head = small_fields.SerializeToString()
-    if not request.data:
+    return _with_data(small_fields.SerializeToString(), request.data)
+
+
+def encode_bulk_request(request: ChunkRequest) -> bytes:
+    """The wire bytes of the request as an UploadItemsRequest (the bulk stream's serializer)."""
+    small_fields = upload_service_pb2.UploadItemsRequest(
+        file_index=request.file_index, write_offset=request.write_offset,
+        finish_write=request.finish_write, spec=request.spec, crc32c=request.crc32c,
+        sha256=request.sha256)
+    return _with_data(small_fields.SerializeToString(), request.data)
+
+
+def _with_data(head: bytes, data: bytes) -> bytes:
+    if not data:
         return head
-    return b"".join((head, _DATA_TAG, _varint(len(request.data)), request.data))
+    return b"".join((head, _DATA_TAG, _varint(len(data)), data))

@@ -14,6 +14,8 @@ from services.common.config import load
 from services.common.logs import setup_logging
 from services.common.server import Cleanup, run
 from services.fetch import Fetcher
+from services.upload.batching import CreateBatcher
+from services.upload.bulk import BulkLimits, BulkUploads
 from services.upload.catalog_client import GrpcCatalog
 from services.upload.config import UploadConfig
 from services.upload.downloads import Downloader
@@ -46,8 +48,11 @@ def main(argv: list[str] | None = None) -> None:
         downloader = Downloader(store, catalog, fetcher, chunk_bytes=config.download_chunk_bytes)
         importer = CsvImporter(store, catalog, fetcher, ImportLimits(
             fetch_concurrency=max(1, config.import_fetch_concurrency)))
+        bulk = BulkUploads(uploader, CreateBatcher(catalog), BulkLimits(
+            max_open_files=max(1, config.bulk_max_open_files),
+            max_finishing_files=max(1, config.bulk_max_finishing_files)))
         upload_service_pb2_grpc.add_UploadServiceServicer_to_server(
-            UploadServicer(uploader, downloader, importer), server)
+            UploadServicer(uploader, bulk, downloader, importer), server)
 
         async def on_stopping() -> None:
             uploader.resumable.stop_streams()
@@ -55,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         async def cleanup() -> None:
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
+            await bulk.batcher.close()
             await catalog.close()
 
         return [SERVICE_NAME], cleanup, on_stopping

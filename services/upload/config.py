@@ -42,3 +42,11 @@ class UploadConfig(CommonSettings, BlobStoreSettings, FetchSettings):
     import_fetch_concurrency: int = setting(
         "CORRAL_IMPORT_FETCH_CONCURRENCY", 16,
         "Most URLs one CSV import fetches at once (action=upload rows)")
+    bulk_max_open_files: int = setting(
+        "CORRAL_UPLOAD_BULK_MAX_OPEN_FILES", 32,
+        "Most files one UploadItems stream may be sending at once (spec sent, finish_write "
+        "not yet); more ends the stream with RESOURCE_EXHAUSTED")
+    bulk_max_finishing_files: int = setting(
+        "CORRAL_UPLOAD_BULK_MAX_FINISHING_FILES", 128,
+        "Most files of one UploadItems stream being stored and catalogued at once; at the "
+        "limit the service stops reading the stream until one completes")

@@ -1,5 +1,6 @@
-"""Reading an UploadItem stream into a sink: offsets, per-message CRC32C, the declared size,
-and the optional whole-object sha256 sent with finish_write."""
+"""Reading an UploadItem stream (or one file of an UploadItems stream) into a sink: offsets,
+per-message CRC32C, the declared size, and the optional whole-object sha256 sent with
+finish_write."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ from services.upload.sink import HashingBlobSink
 
 _SHA256_LENGTH = 64
 
+# Both upload request messages share these fields (write_offset, data, finish_write, crc32c,
+# sha256).
+ChunkMessage = upload_pb2.UploadItemRequest | upload_pb2.UploadItemsRequest
 
-def check_message(message: upload_pb2.UploadItemRequest, data: bytes) -> None:
+
+def check_message(message: ChunkMessage, data: bytes) -> None:
     """Refuses a message whose data does not match its crc32c (the data is not kept), or a
     malformed sha256."""
     if message.HasField("crc32c"):
@@ -37,15 +42,7 @@ async def receive(first: upload_pb2.UploadItemRequest,
     that message's sha256 ("" if none); None if the stream ended without finish_write."""
     message: upload_pb2.UploadItemRequest | None = first
     while True:
-        if message.write_offset != sink.size:
-            raise InvalidArgument(f"write_offset {message.write_offset}, expected {sink.size}")
-        data = message.data  # each access copies the bytes out of the message
-        check_message(message, data)
-        if data:
-            if declared_size is not None and sink.size + len(data) > declared_size:
-                raise InvalidArgument(
-                    f"received more than the declared spec.size of {declared_size} bytes")
-            await sink.write(data)
+        await accept(message, sink, declared_size)
         if message.finish_write:
             return message.sha256.lower()
         message = await anext(messages, None)
@@ -53,3 +50,17 @@ async def receive(first: upload_pb2.UploadItemRequest,
             return None
         if message.WhichOneof("first_message"):
             raise InvalidArgument("only the first message may carry spec or upload_id")
+
+
+async def accept(message: ChunkMessage, sink: HashingBlobSink,
+                 declared_size: int | None) -> None:
+    """Checks one message against what `sink` received so far and feeds it its data."""
+    if message.write_offset != sink.size:
+        raise InvalidArgument(f"write_offset {message.write_offset}, expected {sink.size}")
+    data = message.data  # each access copies the bytes out of the message
+    check_message(message, data)
+    if data:
+        if declared_size is not None and sink.size + len(data) > declared_size:
+            raise InvalidArgument(
+                f"received more than the declared spec.size of {declared_size} bytes")
+        await sink.write(data)

@@ -17,6 +17,7 @@ from corral.catalog.v1 import resources_pb2
 from corral.errors import AlreadyExists, CorralError, DataLoss, InvalidArgument, Unavailable
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.blobstore.base import BlobStore
+from services.upload.batching import CreateBatcher
 from services.upload.catalog_port import Catalog
 from services.upload.links import LinkTarget
 from services.upload.sink import run_blocking
@@ -105,8 +106,9 @@ class Registrar:
             raise AlreadyExists(f"{spec.filename} already exists in dataset {spec.dataset_id}")
         return existing if existing.type != ItemType.ITEM_TYPE_DIR else None
 
-    async def register_link(self, spec: ValidSpec,
-                            link: LinkTarget) -> upload_pb2.UploadItemResponse:
+    async def register_link(self, spec: ValidSpec, link: LinkTarget,
+                            batcher: CreateBatcher | None = None,
+                            ) -> upload_pb2.UploadItemResponse:
         request = catalog_pb2.CreateItemRequest(
             dataset_id=spec.dataset_id, dir=spec.remote_dir, name=spec.name,
             type=ItemType.ITEM_TYPE_LINK,
@@ -114,33 +116,39 @@ class Registrar:
             description=spec.description, user_metadata=spec.user_metadata,
             duplicate_policy=spec.duplicate_policy,
             request_id=spec.request_id or f"upload:{uuid.uuid4().hex}")
-        reply = await self._create_item_with_retries(request, None)
+        reply = await self._create_item_with_retries(request, None, batcher)
         return upload_pb2.UploadItemResponse(item=reply.item, outcome=reply.outcome)
 
-    async def register(self, spec: ValidSpec, key: str, size: int,
-                       sha256: str) -> upload_pb2.UploadItemResponse:
+    async def register(self, spec: ValidSpec, key: str, size: int, sha256: str,
+                       batcher: CreateBatcher | None = None) -> upload_pb2.UploadItemResponse:
+        """CreateItem for the durable blob at `key`; through `batcher` (BatchCreateItems
+        shared with other uploads) when given."""
         request = catalog_pb2.CreateItemRequest(
             dataset_id=spec.dataset_id, dir=spec.remote_dir, name=spec.name,
             type=ItemType.ITEM_TYPE_FILE, size=size, sha256=sha256, blob_key=key,
             description=spec.description, user_metadata=spec.user_metadata,
             duplicate_policy=spec.duplicate_policy,
             request_id=item_request_id(spec, key))
-        reply = await self._create_item_with_retries(request, key)
+        reply = await self._create_item_with_retries(request, key, batcher)
         if reply.item.blob_key != key:
             # SKIPPED after a race, or a request_id replay: the catalog kept another blob.
             await self.delete_blob(key)
         return upload_pb2.UploadItemResponse(item=reply.item, outcome=reply.outcome)
 
     async def _create_item_with_retries(self, request: catalog_pb2.CreateItemRequest,
-                                        key: str | None) -> catalog_pb2.CreateItemResponse:
-        """CreateItem, retried while its outcome is unknown. A definite refusal deletes the
-        blob. If the catalog stays unreachable the blob is kept: the catalog may have committed
-        an item that references it, and a dangling item is worse than an orphan blob."""
+                                        key: str | None, batcher: CreateBatcher | None,
+                                        ) -> catalog_pb2.CreateItemResponse:
+        """CreateItem, retried while its outcome is unknown (by the batcher, if any). A
+        definite refusal deletes the blob. If the catalog stays unreachable the blob is kept:
+        the catalog may have committed an item that references it, and a dangling item is
+        worse than an orphan blob."""
+        create, retry_delays = ((batcher.create, ()) if batcher is not None
+                                else (self.catalog.create_item, REGISTER_RETRY_DELAYS))
         last_error: CorralError | None = None
-        for delay in (0.0, *REGISTER_RETRY_DELAYS):
+        for delay in (0.0, *retry_delays):
             await asyncio.sleep(delay)
             try:
-                return await self.catalog.create_item(request)
+                return await create(request)
             except CorralError as exc:
                 if exc.code not in _AMBIGUOUS_CODES:
                     if key is not None:

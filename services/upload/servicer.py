@@ -9,6 +9,7 @@ import grpc
 
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from corral.upload.v1 import upload_service_pb2_grpc
+from services.upload.bulk import BulkUploads
 from services.upload.downloads import Downloader
 from services.upload.imports import CsvImporter
 from services.upload.uploads import Uploader
@@ -17,9 +18,10 @@ SERVICE_NAME = upload_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name
 
 
 class UploadServicer(upload_service_pb2_grpc.UploadServiceServicer):
-    def __init__(self, uploader: Uploader, downloader: Downloader,
+    def __init__(self, uploader: Uploader, bulk: BulkUploads, downloader: Downloader,
                  importer: CsvImporter) -> None:
         self._uploader = uploader
+        self._bulk = bulk
         self._downloader = downloader
         self._importer = importer
 
@@ -27,6 +29,12 @@ class UploadServicer(upload_service_pb2_grpc.UploadServiceServicer):
             self, request_iterator: AsyncIterator[upload_pb2.UploadItemRequest],
             context: grpc.aio.ServicerContext) -> upload_pb2.UploadItemResponse:
         return await self._uploader.upload(request_iterator)
+
+    async def UploadItems(  # noqa: N802 - gRPC method name
+            self, request_iterator: AsyncIterator[upload_pb2.UploadItemsRequest],
+            context: grpc.aio.ServicerContext) -> AsyncIterator[upload_pb2.UploadItemsResponse]:
+        async for response in self._bulk.run(request_iterator):
+            yield response
 
     async def StartResumableUpload(  # noqa: N802 - gRPC method name
             self, request: upload_pb2.StartResumableUploadRequest,

@@ -16,6 +16,7 @@ from corral.catalog.v1 import resources_pb2
 from corral.errors import InvalidArgument
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.blobstore.base import BlobStore
+from services.upload.batching import CreateBatcher
 from services.upload.catalog_port import Catalog
 from services.upload.links import MAX_LINK_FILE_BYTES, LinkTarget, parse_link_file
 from services.upload.receiving import receive
@@ -61,25 +62,39 @@ class Uploader:
         if existing is not None:
             return upload_pb2.UploadItemResponse(item=existing, outcome=SKIPPED)
 
-        key = blob_key_for(spec.dataset_id)
-        sink = HashingBlobSink(functools.partial(self._store.open_writer, key),
-                               functools.partial(self._store.delete, key),
-                               self._write_batch_bytes)
+        key, sink = self.new_sink(spec.dataset_id, self._write_batch_bytes)
         try:
             finish_sha256 = await receive(first, messages, sink, spec.declared_size)
             if finish_sha256 is None:
                 raise InvalidArgument("the upload stream ended without finish_write")
+        except BaseException:
+            await sink.abort()
+            raise
+        return await self.finish(spec, key, sink, finish_sha256)
+
+    def new_sink(self, dataset_id: str, batch_bytes: int) -> tuple[str, HashingBlobSink]:
+        """A new blob key and the sink that writes it (nothing is opened yet)."""
+        key = blob_key_for(dataset_id)
+        return key, HashingBlobSink(functools.partial(self._store.open_writer, key),
+                                    functools.partial(self._store.delete, key), batch_bytes)
+
+    async def finish(self, spec: ValidSpec, key: str, sink: HashingBlobSink,
+                     finish_sha256: str, batcher: CreateBatcher | None = None,
+                     ) -> upload_pb2.UploadItemResponse:
+        """After the last message: verifies and commits the blob (or takes a link file as a
+        link), then registers it, through `batcher` when given. Leaves nothing on failure."""
+        try:
             link = self._link_file(spec, sink, finish_sha256)
             if link is not None:
                 await sink.abort()
-                return await self.registrar.register_link(spec, link)
+                return await self.registrar.register_link(spec, link, batcher)
             sha256 = await sink.complete(
                 functools.partial(check_content, spec, finish_sha256=finish_sha256))
         except BaseException:
             await sink.abort()
             raise
         assert sha256 is not None
-        return await shielded(self.registrar.register(spec, key, sink.size, sha256))
+        return await shielded(self.registrar.register(spec, key, sink.size, sha256, batcher))
 
     @staticmethod
     def _first_spec(first: upload_pb2.UploadItemRequest | None) -> ValidSpec:

@@ -37,3 +37,36 @@ def session_requests(upload_id: str, data: bytes, start: int = 0, chunk: int = C
             message.upload_id = upload_id
         message.finish_write = finish and index == len(offsets) - 1
         yield message
+
+
+def bulk_file_messages(index: int, spec: upload_pb2.UploadSpec | None, data: bytes,
+                       chunk: int = CHUNK, finish: bool = True, crc: bool = True,
+                       ) -> list[upload_pb2.UploadItemsRequest]:
+    """One file's UploadItems messages: spec on the first, crc32c on each, finish_write on the
+    last when `finish`."""
+    offsets = list(range(0, len(data), chunk)) or [0]
+    messages = []
+    for number, offset in enumerate(offsets):
+        piece = data[offset:offset + chunk]
+        message = upload_pb2.UploadItemsRequest(file_index=index, write_offset=offset,
+                                                data=piece)
+        if crc:
+            message.crc32c = google_crc32c.value(piece)
+        if number == 0 and spec is not None:
+            message.spec.CopyFrom(spec)
+        message.finish_write = finish and number == len(offsets) - 1
+        messages.append(message)
+    return messages
+
+
+def interleaved(*files: list[upload_pb2.UploadItemsRequest],
+                ) -> Iterator[upload_pb2.UploadItemsRequest]:
+    """The files' messages round-robin, each file's own messages in order."""
+    iterators = [iter(f) for f in files]
+    while iterators:
+        for iterator in list(iterators):
+            message = next(iterator, None)
+            if message is None:
+                iterators.remove(iterator)
+            else:
+                yield message

@@ -60,6 +60,36 @@ class UploadItemResponse(_message.Message):
     outcome: _resources_pb2.CreateOutcome
     def __init__(self, persisted_size: _Optional[int] = ..., item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ..., outcome: _Optional[_Union[_resources_pb2.CreateOutcome, str]] = ...) -> None: ...
 
+class UploadItemsRequest(_message.Message):
+    __slots__ = ("file_index", "spec", "write_offset", "data", "finish_write", "crc32c", "sha256")
+    FILE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    WRITE_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    FINISH_WRITE_FIELD_NUMBER: _ClassVar[int]
+    CRC32C_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    file_index: int
+    spec: UploadSpec
+    write_offset: int
+    data: bytes
+    finish_write: bool
+    crc32c: int
+    sha256: str
+    def __init__(self, file_index: _Optional[int] = ..., spec: _Optional[_Union[UploadSpec, _Mapping]] = ..., write_offset: _Optional[int] = ..., data: _Optional[bytes] = ..., finish_write: _Optional[bool] = ..., crc32c: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class UploadItemsResponse(_message.Message):
+    __slots__ = ("file_index", "item", "outcome", "error")
+    FILE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    file_index: int
+    item: _resources_pb2.Item
+    outcome: _resources_pb2.CreateOutcome
+    error: _resources_pb2.ItemError
+    def __init__(self, file_index: _Optional[int] = ..., item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ..., outcome: _Optional[_Union[_resources_pb2.CreateOutcome, str]] = ..., error: _Optional[_Union[_resources_pb2.ItemError, _Mapping]] = ...) -> None: ...
+
 class StartResumableUploadRequest(_message.Message):
     __slots__ = ("spec",)
     SPEC_FIELD_NUMBER: _ClassVar[int]

@@ -40,6 +40,11 @@ class UploadServiceStub:
                 request_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemRequest.SerializeToString,
                 response_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemResponse.FromString,
                 _registered_method=True)
+        self.UploadItems = channel.stream_stream(
+                '/corral.upload.v1.UploadService/UploadItems',
+                request_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemsRequest.SerializeToString,
+                response_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemsResponse.FromString,
+                _registered_method=True)
         self.StartResumableUpload = channel.unary_unary(
                 '/corral.upload.v1.UploadService/StartResumableUpload',
                 request_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.StartResumableUploadRequest.SerializeToString,
@@ -75,6 +80,22 @@ class UploadServiceServicer:
         """Client-streaming upload, after google.storage.v2 WriteObject. The first message carries the
         spec; every message carries write_offset; the last sets finish_write. The item is created
         in the catalog only after the blob is durable and its size and sha256 are verified.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadItems(self, request_iterator, context):
+        """Bulk upload of many small files on one bidirectional stream. Each message belongs to one
+        file, named by a file_index the client picks (unique within the stream): the file's
+        first message carries its spec, every message its write_offset, the last finish_write.
+        Files may interleave. A result per file streams back as each completes (not in order);
+        a bad file gets its error and the stream goes on. Each file has UploadItem's guarantees
+        (durable, verified blob before its item; nothing left by a failed file; request_id).
+        Limits per stream: at most 64 files open (spec received, finish_write not yet) else the
+        stream ends with RESOURCE_EXHAUSTED; at most 256 files finishing (being stored and
+        catalogued), beyond which the server stops reading (flow control). Large files belong
+        on resumable sessions.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -133,6 +154,11 @@ def add_UploadServiceServicer_to_server(servicer, server):
                     request_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemRequest.FromString,
                     response_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemResponse.SerializeToString,
             ),
+            'UploadItems': grpc.stream_stream_rpc_method_handler(
+                    servicer.UploadItems,
+                    request_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemsRequest.FromString,
+                    response_serializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemsResponse.SerializeToString,
+            ),
             'StartResumableUpload': grpc.unary_unary_rpc_method_handler(
                     servicer.StartResumableUpload,
                     request_deserializer=corral_dot_upload_dot_v1_dot_upload__service__pb2.StartResumableUploadRequest.FromString,
@@ -187,6 +213,33 @@ class UploadService:
             '/corral.upload.v1.UploadService/UploadItem',
             corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemRequest.SerializeToString,
             corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadItems(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/corral.upload.v1.UploadService/UploadItems',
+            corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemsRequest.SerializeToString,
+            corral_dot_upload_dot_v1_dot_upload__service__pb2.UploadItemsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,227 @@
+"""Uploading many small files over UploadItems streams, many files per gRPC stream.
+
+Each stream is run by one thread that reads results as the server finishes files. Its
+request iterator (run by gRPC in another thread) takes the next file from a queue shared by
+all streams, reads it whole (bulk files are small) and sends it as one message, or several
+of `chunk_size`, with each message's crc32c and the file's sha256 on the last. The server
+bounds what a stream has in flight and stops reading beyond it, so the sender never gets far
+ahead and memory stays at about one file per stream on this side.
+
+A stream that fails with UNAVAILABLE or ABORTED is retried with the files it had no result
+for, under the same request_ids, so a file the server did finish returns its first result.
+A stream that fails for good fails its unanswered files and those not yet sent. A server
+without UploadItems (UNIMPLEMENTED) gets the files one call each.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import google_crc32c
+import grpc
+
+from corral.client.results import UploadResult
+from corral.client.uploads import (
+    PlannedFile,
+    StreamState,
+    UploadCancelled,
+    result_from_response,
+)
+from corral.client.wire import ChunkRequest
+from corral.errors import Aborted, CorralError, Internal, Unavailable, error_for_code
+from corral.rpc import translate
+from corral.upload.v1 import upload_service_pb2
+
+# Files up to this size go on bulk streams; larger ones one call each (or resumable).
+BULK_MAX_FILE_BYTES = 4 * 1024 * 1024
+_STREAM_ATTEMPTS = 3
+
+Outcome = UploadResult | BaseException
+BulkCall = Callable[[Iterator[ChunkRequest]], Iterator[upload_service_pb2.UploadItemsResponse]]
+
+
+class _BulkUnsupported(Exception):
+    """The server has no UploadItems."""
+
+
+@dataclass
+class BulkFile:
+    entry: PlannedFile
+    spec: upload_service_pb2.UploadSpec | None = None
+    state: StreamState = field(default_factory=StreamState)
+
+
+class FileQueue:
+    """Files not sent yet, shared by the streams (deque pops are atomic)."""
+
+    def __init__(self, entries: Iterable[PlannedFile]) -> None:
+        self._files = collections.deque(BulkFile(entry) for entry in entries)
+
+    def take(self) -> BulkFile | None:
+        try:
+            return self._files.popleft()
+        except IndexError:
+            return None
+
+    def drain(self) -> list[BulkFile]:
+        return list(iter(self.take, None))
+
+
+@dataclass
+class BulkSender:
+    """`call` starts one UploadItems stream; `make_spec(entry)` gives a file's spec (with its
+    request_id) the first time it is sent; `on_done(entry, outcome)` gets every file's result
+    or error exactly once; `on_bytes(entry, n)` reports bytes sent (negative when a retry
+    sends them again); `one_call(entry)` uploads a file alone (servers without UploadItems)."""
+
+    call: BulkCall
+    make_spec: Callable[[PlannedFile], upload_service_pb2.UploadSpec]
+    on_done: Callable[[PlannedFile, Outcome], None]
+    on_bytes: Callable[[PlannedFile, int], None]
+    one_call: Callable[[PlannedFile], UploadResult]
+    chunk_size: int
+    cancel: threading.Event
+    _calls: set[grpc.Call] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run_stream(self, files: FileQueue) -> None:
+        """Sends files from the queue until it is empty."""
+        retry: list[BulkFile] = []
+        error: BaseException | None = None
+        try:
+            for attempt in range(_STREAM_ATTEMPTS):
+                stream = _Stream(self, files, retry)
+                error = stream.run()
+                retry = stream.unanswered()
+                if error is None:
+                    return
+                if (not isinstance(error, Unavailable | Aborted) or self.cancel.is_set()
+                        or attempt + 1 == _STREAM_ATTEMPTS):
+                    break
+                time.sleep(0.25 * 2**attempt)
+                for file in retry:
+                    self.on_bytes(file.entry, -file.state.sent)
+            if isinstance(error, _BulkUnsupported):
+                remaining, retry, error = [*retry, *files.drain()], [], None
+                for file in remaining:
+                    self._send_alone(file.entry)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            for file in [*retry, *files.drain()] if error is not None else []:
+                self.on_done(file.entry, error)
+
+    def _send_alone(self, entry: PlannedFile) -> None:
+        try:
+            outcome: Outcome = self.one_call(entry)
+        except Exception as exc:  # noqa: BLE001 - reported as that file's failure
+            outcome = exc
+        self.on_done(entry, outcome)
+
+    def cancel_streams(self) -> None:
+        self.cancel.set()
+        with self._lock:
+            calls = list(self._calls)
+        for call in calls:
+            call.cancel()
+
+    def _track(self, call: grpc.Call, active: bool) -> None:
+        with self._lock:
+            if active:
+                self._calls.add(call)
+            else:
+                self._calls.discard(call)
+
+
+class _Stream:
+    """One UploadItems call: the files it sent and has no result for yet."""
+
+    def __init__(self, sender: BulkSender, files: FileQueue, retry: list[BulkFile]) -> None:
+        self._sender, self._files, self._retry = sender, files, retry
+        self._waiting: dict[int, BulkFile] = {}
+        self._indexes = itertools.count()
+        self._error: BaseException | None = None  # what ended the request iterator early
+
+    def unanswered(self) -> list[BulkFile]:
+        return list(self._waiting.values())
+
+    def run(self) -> BaseException | None:
+        """None once every file sent has its result; else what ended the stream."""
+        sender = self._sender
+        call = sender.call(self._requests())
+        sender._track(call, True)
+        try:
+            for response in call:
+                file = self._waiting.pop(response.file_index, None)
+                if file is not None:
+                    sender.on_done(file.entry, self._outcome(response, file))
+        except grpc.RpcError as exc:
+            if self._error is not None:
+                return self._error
+            if sender.cancel.is_set():
+                return UploadCancelled("upload cancelled")
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return _BulkUnsupported(exc.details())
+            return translate(exc)
+        finally:
+            sender._track(call, False)
+        if self._error is not None:
+            return self._error
+        if self._waiting:
+            return Internal(f"the upload stream ended without results for "
+                            f"{len(self._waiting)} files")
+        return None
+
+    def _requests(self) -> Iterator[ChunkRequest]:
+        """Local errors end the stream (after the files already sent) and are kept, because
+        gRPC would otherwise turn them into a bare CANCELLED."""
+        sender = self._sender
+        try:
+            for file in itertools.chain(self._retry, iter(self._files.take, None)):
+                if sender.cancel.is_set():
+                    raise UploadCancelled("upload cancelled")
+                try:
+                    data = file.entry.local_path.read_bytes()
+                except OSError as exc:
+                    sender.on_done(file.entry, exc)
+                    continue
+                if file.spec is None:
+                    file.spec = sender.make_spec(file.entry)
+                file.spec.size = len(data)
+                index = next(self._indexes)
+                self._waiting[index] = file
+                yield from self._messages(index, file, data)
+        except Exception as exc:  # noqa: BLE001 - kept for run() to report
+            self._error = exc
+
+    def _messages(self, index: int, file: BulkFile, data: bytes) -> Iterator[ChunkRequest]:
+        # The state is complete before the last message goes out: its result may arrive
+        # before this generator runs again.
+        state = file.state = StreamState()
+        state.hasher.update(data)
+        state.sent, state.finished = len(data), True
+        sha256 = state.hasher.hexdigest()
+        self._sender.on_bytes(file.entry, len(data))
+        chunk_size = self._sender.chunk_size
+        for offset in range(0, max(len(data), 1), chunk_size):
+            piece = data if len(data) <= chunk_size else data[offset:offset + chunk_size]
+            last = offset + chunk_size >= len(data)
+            yield ChunkRequest(write_offset=offset, data=piece, finish_write=last,
+                               spec=file.spec if offset == 0 else None,
+                               crc32c=google_crc32c.value(piece),
+                               sha256=sha256 if last else "", file_index=index)
+
+    @staticmethod
+    def _outcome(response: upload_service_pb2.UploadItemsResponse, file: BulkFile) -> Outcome:
+        if response.HasField("error"):
+            return error_for_code(response.error.code, response.error.message)
+        try:
+            return result_from_response(response, file.state, str(file.entry.local_path))
+        except CorralError as exc:
+            return exc

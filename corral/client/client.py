@@ -397,9 +397,17 @@ class Client(LinkingMixin):
             sent[entry.local_path] += count
             report(UploadEvent("bytes", path=str(entry.local_path), bytes=count))
 
+        # Every file's spec differs only in where it goes and its request_id (plan_uploads
+        # checked the names and folders): copying a template is cheaper than building each.
+        template = self._upload_spec({"id": dataset_id}, "/", "template", metadata,
+                                     description, on_exists, None)
+
         def make_spec(entry: PlannedFile) -> upload_service_pb2.UploadSpec:
-            return self._upload_spec({"id": dataset_id}, entry.remote_dir, entry.name,
-                                     metadata, description, on_exists, None)
+            spec = upload_service_pb2.UploadSpec()
+            spec.CopyFrom(template)
+            spec.remote_dir, spec.name = entry.remote_dir, entry.name
+            spec.request_id = uuid.uuid4().hex
+            return spec
 
         def upload_alone(entry: PlannedFile) -> UploadResult:
             return self._send_upload(make_spec(entry), lambda: entry.local_path.open("rb"),

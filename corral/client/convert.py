@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import message, timestamp_pb2
@@ -43,7 +43,9 @@ DUPLICATE_POLICIES = {
 def timestamp_to_iso(ts: timestamp_pb2.Timestamp) -> str | None:
     if ts.seconds == 0 and ts.nanos == 0:
         return None
-    return ts.ToDatetime(tzinfo=UTC).isoformat()
+    # Built directly: Timestamp.ToDatetime costs more than the rest of an item's conversion.
+    return datetime.fromtimestamp(ts.seconds, UTC).replace(
+        microsecond=ts.nanos // 1000).isoformat()
 
 
 def item_to_dict(item: resources_pb2.Item) -> ItemDict:

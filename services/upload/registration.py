@@ -8,6 +8,7 @@ unknown it is kept (a possible orphan), because a dangling item is worse than an
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -32,8 +33,14 @@ _AMBIGUOUS_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL"}
 REGISTER_RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 
+# Blob keys: a random prefix per process and a counter, as unique as uuid4 per key across
+# processes and restarts, without a getrandom call per file.
+_KEY_PREFIX = uuid.uuid4().hex[:20]
+_key_numbers = itertools.count()
+
+
 def blob_key_for(dataset_id: str) -> str:
-    return f"items/{dataset_id}/{uuid.uuid4().hex}"
+    return f"items/{dataset_id}/{_KEY_PREFIX}{next(_key_numbers):012x}"
 
 
 def item_request_id(spec: ValidSpec, key: str) -> str:

@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           const="fail", help="count files that already exist as failures")
     parser.set_defaults(on_exists="skip")
     parser.add_argument("--workers", type=positive_int_arg, default=16,
-                        help="files in flight at once (16)")
+                        help="files over 4 MiB in flight at once (16); smaller ones go "
+                             "many per stream")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--json", action="store_true",
                         help="print the summary with every item as JSON")

@@ -92,10 +92,10 @@ class UploadServiceServicer:
         Files may interleave. A result per file streams back as each completes (not in order);
         a bad file gets its error and the stream goes on. Each file has UploadItem's guarantees
         (durable, verified blob before its item; nothing left by a failed file; request_id).
-        Limits per stream: at most 64 files open (spec received, finish_write not yet) else the
-        stream ends with RESOURCE_EXHAUSTED; at most 256 files finishing (being stored and
-        catalogued), beyond which the server stops reading (flow control). Large files belong
-        on resumable sessions.
+        Limits per stream (service settings, 32 and 128 by default): files open (spec received,
+        finish_write not yet) beyond the first limit end the stream with RESOURCE_EXHAUSTED;
+        with that many files finishing (being stored and catalogued) the server stops reading
+        (flow control). Large files belong on resumable sessions.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -158,9 +158,10 @@ class _Stream:
         sender._track(call, True)
         try:
             for response in call:
-                file = self._waiting.pop(response.file_index, None)
-                if file is not None:
-                    sender.on_done(file.entry, self._outcome(response, file))
+                for result in response.results:
+                    file = self._waiting.pop(result.file_index, None)
+                    if file is not None:
+                        sender.on_done(file.entry, self._outcome(result, file))
         except grpc.RpcError as exc:
             if self._error is not None:
                 return self._error
@@ -218,10 +219,10 @@ class _Stream:
                                sha256=sha256 if last else "", file_index=index)
 
     @staticmethod
-    def _outcome(response: upload_service_pb2.UploadItemsResponse, file: BulkFile) -> Outcome:
-        if response.HasField("error"):
-            return error_for_code(response.error.code, response.error.message)
+    def _outcome(result: upload_service_pb2.UploadItemsResult, file: BulkFile) -> Outcome:
+        if result.HasField("error"):
+            return error_for_code(result.error.code, result.error.message)
         try:
-            return result_from_response(response, file.state, str(file.entry.local_path))
+            return result_from_response(result, file.state, str(file.entry.local_path))
         except CorralError as exc:
             return exc

@@ -114,8 +114,9 @@ def call_upload(call: Callable[[Iterator[ChunkRequest]], T], requests: Iterator[
     return response
 
 
-def result_from_response(response: upload_service_pb2.UploadItemResponse, state: StreamState,
-                         local_path: str | None) -> UploadResult:
+def result_from_response(
+        response: upload_service_pb2.UploadItemResponse | upload_service_pb2.UploadItemsResult,
+        state: StreamState, local_path: str | None) -> UploadResult:
     """Checks what the server stored against what was sent, and builds the result."""
     if not response.HasField("item"):
         raise Internal("upload finished without an item (the server kept a partial upload)")

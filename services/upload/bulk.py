@@ -70,15 +70,25 @@ class _BulkStream:
         self._uploader, self._batcher, self._limits = bulk.uploader, bulk.batcher, bulk.limits
         self._open: dict[int, _OpenFile] = {}
         self._finishing = asyncio.Semaphore(self._limits.max_finishing_files)
-        self._results: asyncio.Queue[upload_pb2.UploadItemsResponse | None] = asyncio.Queue()
+        # Results not sent yet; all of them go out in the next response message (fewer
+        # messages: each costs more CPU than a small result).
+        self._results: list[upload_pb2.UploadItemsResult] = []
+        self._have_results = asyncio.Event()
+        self._read_all = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def responses(self, requests: AsyncIterable[upload_pb2.UploadItemsRequest],
                         ) -> AsyncIterator[upload_pb2.UploadItemsResponse]:
         reader = asyncio.ensure_future(self._read(requests))
         try:
-            while (result := await self._results.get()) is not None:
-                yield result
+            while True:
+                await self._have_results.wait()
+                self._have_results.clear()
+                results, self._results = self._results, []
+                if results:
+                    yield upload_pb2.UploadItemsResponse(results=results)
+                if self._read_all and not self._results:
+                    break
             await reader  # re-raises what ended the stream
         finally:
             # Cancelled: files being received are aborted (reader), files being finished
@@ -103,7 +113,8 @@ class _BulkStream:
                 if file.sink is not None:
                     await file.sink.abort()
             self._open.clear()
-            self._results.put_nowait(None)
+            self._read_all = True
+            self._have_results.set()
 
     async def _accept(self, message: upload_pb2.UploadItemsRequest) -> None:
         index = message.file_index
@@ -162,7 +173,7 @@ class _BulkStream:
         except Exception as exc:  # noqa: BLE001 - one file's failure must not end the stream
             self._report_error(index, file.spec, exc)
         else:
-            self._results.put_nowait(upload_pb2.UploadItemsResponse(
+            self._add_result(upload_pb2.UploadItemsResult(
                 file_index=index, item=reply.item, outcome=reply.outcome))
         finally:
             self._finishing.release()
@@ -174,6 +185,10 @@ class _BulkStream:
             log.error("bulk upload file failed", exc_info=exc, extra={"file_index": index})
             code, message = "INTERNAL", f"internal error: {type(exc).__name__}"
         where = spec.filename if spec is not None else f"file_index {index}"
-        self._results.put_nowait(upload_pb2.UploadItemsResponse(
+        self._add_result(upload_pb2.UploadItemsResult(
             file_index=index, error=resources_pb2.ItemError(code=code,
                                                             message=f"{where}: {message}")))
+
+    def _add_result(self, result: upload_pb2.UploadItemsResult) -> None:
+        self._results.append(result)
+        self._have_results.set()

@@ -130,9 +130,10 @@ class FlakyStreams:
                                       filename=f"/{request.spec.name}", size=len(request.data),
                                       sha256=hashlib.sha256(request.data).hexdigest(),
                                       type=resources_pb2.ITEM_TYPE_FILE)
-            yield upload_service_pb2.UploadItemsResponse(
-                file_index=request.file_index, item=item,
-                outcome=resources_pb2.CREATE_OUTCOME_CREATED)
+            yield upload_service_pb2.UploadItemsResponse(results=[
+                upload_service_pb2.UploadItemsResult(
+                    file_index=request.file_index, item=item,
+                    outcome=resources_pb2.CREATE_OUTCOME_CREATED)])
 
 
 @pytest.fixture

@@ -27,11 +27,12 @@ def spec_for(dataset_id: str, name: str, **fields) -> upload_pb2.UploadSpec:
 
 
 def run_bulk(stack: Stack, messages: Iterable[upload_pb2.UploadItemsRequest],
-             ) -> dict[int, upload_pb2.UploadItemsResponse]:
-    results: dict[int, upload_pb2.UploadItemsResponse] = {}
+             ) -> dict[int, upload_pb2.UploadItemsResult]:
+    results: dict[int, upload_pb2.UploadItemsResult] = {}
     for response in stack.uploads.UploadItems(iter(messages), timeout=60):
-        assert response.file_index not in results, "one result per file"
-        results[response.file_index] = response
+        for result in response.results:
+            assert result.file_index not in results, "one result per file"
+            results[result.file_index] = result
     return results
 
 
@@ -154,8 +155,11 @@ def test_cancelling_mid_stream_keeps_only_finished_files(stack: Stack) -> None:
             for i in (10, 11)]
     for message in [*half[0][:2], *half[1][:2]]:
         outbox.put(message)
-    responses = iter(call)
-    finished = {next(responses).file_index for _ in range(3)}
+    finished: set[int] = set()
+    for response in call:
+        finished.update(result.file_index for result in response.results)
+        if len(finished) == 3:
+            break
     assert finished == {0, 1, 2}
     call.cancel()
     outbox.put(None)

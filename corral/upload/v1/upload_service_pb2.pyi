@@ -3,9 +3,10 @@ import datetime
 from corral.catalog.v1 import resources_pb2 as _resources_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -79,6 +80,12 @@ class UploadItemsRequest(_message.Message):
     def __init__(self, file_index: _Optional[int] = ..., spec: _Optional[_Union[UploadSpec, _Mapping]] = ..., write_offset: _Optional[int] = ..., data: _Optional[bytes] = ..., finish_write: _Optional[bool] = ..., crc32c: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class UploadItemsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[UploadItemsResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[UploadItemsResult, _Mapping]]] = ...) -> None: ...
+
+class UploadItemsResult(_message.Message):
     __slots__ = ("file_index", "item", "outcome", "error")
     FILE_INDEX_FIELD_NUMBER: _ClassVar[int]
     ITEM_FIELD_NUMBER: _ClassVar[int]

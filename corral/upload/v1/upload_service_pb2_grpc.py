@@ -89,7 +89,8 @@ class UploadServiceServicer:
         """Bulk upload of many small files on one bidirectional stream. Each message belongs to one
         file, named by a file_index the client picks (unique within the stream): the file's
         first message carries its spec, every message its write_offset, the last finish_write.
-        Files may interleave. A result per file streams back as each completes (not in order);
+        Files may interleave. A result per file streams back as each completes (not in order;
+        results of files completing together share a response message);
         a bad file gets its error and the stream goes on. Each file has UploadItem's guarantees
         (durable, verified blob before its item; nothing left by a failed file; request_id).
         Limits per stream (service settings, 32 and 128 by default): files open (spec received,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -23,6 +24,8 @@ from sqlalchemy import (
 
 from services.catalog.db import Database
 from services.catalog.driver import Raw
+from services.catalog.filter_sql import SortColumn, SqlBuilder, order_by_sql
+from services.catalog.filters import Checked
 from services.catalog.models import datasets, items
 from services.catalog.records import (
     ConsumerGroupState,
@@ -31,6 +34,7 @@ from services.catalog.records import (
     EventFilter,
     EventType,
     Item,
+    ItemQuery,
     ItemType,
     Outcome,
     Position,
@@ -89,6 +93,7 @@ class Repository:
         self._raw = Raw(conn, db.driver)
         # PostgreSQL's row locks; SQLite has none (BEGIN IMMEDIATE serialises its writers).
         self._pg = db.is_postgres
+        self._indexed = db.indexed_metadata
 
     def _lock(self, clause: str, wanted: bool = True) -> str:
         return clause if wanted and self._pg else ""
@@ -184,6 +189,11 @@ class Repository:
                        [{**_raw_item_values(folder, self._raw), "request_id": None,
                          "request_outcome": None} for folder in folders])
 
+    def insert_items(self, new_items: Sequence[Item]) -> None:
+        """Many new items in one batch (bulk loads)."""
+        self._raw.many(_INSERT_ITEM, [{**_raw_item_values(item, self._raw), "request_id": None,
+                                       "request_outcome": None} for item in new_items])
+
     def insert_item(self, item: Item, request_id: str | None, outcome: Outcome | None) -> None:
         self._raw.run(_INSERT_ITEM, {**_raw_item_values(item, self._raw),
                                      "request_id": request_id,
@@ -205,22 +215,92 @@ class Repository:
                       {"id": item_id, "metadata_system": driver.json_in(metadata_system),
                        "update_time": driver.time_in(update_time)})
 
-    def list_children(self, dataset_id: str, dir_path: str, after: str | None,
-                      limit: int) -> list[Item]:
-        query = select(items).where(items.c.dataset_id == dataset_id, items.c.dir == dir_path)
-        if after is not None:
-            query = query.where(items.c.filename > after)
-        rows = self._conn.execute(query.order_by(items.c.filename).limit(limit)).all()
-        return [_item(row) for row in rows]
+    def _listing(self, query: ItemQuery) -> tuple[SqlBuilder, list[str]]:
+        """The builder and WHERE terms of a listing: dataset, folder scope, filter."""
+        builder = SqlBuilder(self._pg, self._indexed, self._raw.driver.time_in)
+        terms = [f"dataset_id = {builder.bind(query.dataset_id)}"]
+        if not query.recursive:
+            terms.append(f"dir = {builder.bind(query.dir)}")
+        elif query.dir != "/":  # every item is below the root: no term needed
+            low, high = _below_bounds(query.dir)
+            terms.append(f"filename > {builder.bind(low)} AND filename < {builder.bind(high)}")
+        if query.filter is not None:
+            terms.append(builder.where(query.filter))
+        return builder, terms
 
-    def list_below(self, dataset_id: str, dir_path: str, after: str | None,
-                   limit: int) -> list[Item]:
-        """Everything below `dir_path`, at any depth, ordered by filename."""
-        query = select(items).where(items.c.dataset_id == dataset_id, *_below(dir_path))
-        if after is not None:
-            query = query.where(items.c.filename > after)
-        rows = self._conn.execute(query.order_by(items.c.filename).limit(limit)).all()
-        return [_item(row) for row in rows]
+    def _page_sql(self, query: ItemQuery) -> tuple[str, dict[str, Any], list[SortColumn]]:
+        builder, terms = self._listing(query)
+        columns = builder.sort_columns(query.order)
+        if query.after is not None:
+            terms.append(builder.after(columns, query.after))
+        where = " AND ".join(terms)
+        sort_matches = query.filter is not None and not self._pg and self._few_matches(
+            where, builder.params)
+        keys = ", ".join(c.sql for c in columns)
+        sql = (f"SELECT {_ITEM_COLUMNS}, {keys} FROM items WHERE {where} ORDER BY "
+               f"{order_by_sql(columns, sort_matches)} LIMIT {builder.bind(query.limit + 1)}")
+        return sql, builder.params, columns
+
+    def _few_matches(self, where: str, params: dict[str, Any]) -> bool:
+        """SQLite only. Its planner likes to walk an index in the sort order and test every
+        row against the filter, which scans the whole dataset when matches are rare; given
+        few matches, finding them through the filter's own index and sorting them is far
+        cheaper. PostgreSQL decides this itself from its column statistics."""
+        row = self._raw.one(f"SELECT count(*) FROM (SELECT 1 FROM items WHERE {where} "
+                            f"LIMIT {_FEW_MATCHES})", params)
+        return row is not None and row[0] < _FEW_MATCHES
+
+    def query_items(self, query: ItemQuery) -> tuple[list[Item], tuple[Any, ...] | None]:
+        """One page of a listing, and, when more items follow, the sort key values of the
+        page's last item (JSON values for the page token; times as ISO 8601 strings)."""
+        sql, params, columns = self._page_sql(query)
+        rows = self._raw.all(sql, params)
+        page = [_raw_item(row, self._raw) for row in rows[:query.limit]]
+        if len(rows) <= query.limit:
+            return page, None
+        last = rows[query.limit - 1][_ITEM_COLUMN_COUNT:]
+        return page, tuple(self._key_out(c.kind, v) for c, v in zip(columns, last, strict=True))
+
+    def explain_items(self, query: ItemQuery) -> str:
+        """The database's plan for one page of a listing (tests and benchmarks check that
+        the indexes are used)."""
+        sql, params, _columns = self._page_sql(query)
+        prefix = "EXPLAIN " if self._pg else "EXPLAIN QUERY PLAN "
+        return "\n".join(str(row[-1]) for row in self._raw.all(prefix + sql, params))
+
+    def _key_out(self, kind: str, value: Any) -> Any:
+        if kind == "time":
+            return _utc(self._raw.driver.time_out(value)).isoformat()
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        return value
+
+    def count_items(self, query: ItemQuery) -> int:
+        builder, terms = self._listing(query)
+        row = self._raw.one(f"SELECT count(*) FROM items WHERE {' AND '.join(terms)}",
+                            builder.params)
+        assert row is not None
+        return row[0]
+
+    def matching_items(self, dataset_id: str, where: Checked, after_id: str,
+                       limit: int) -> list[Item]:
+        """The next `limit` items (by id) of the dataset that match `where`; locked on
+        PostgreSQL until commit."""
+        builder = SqlBuilder(self._pg, self._indexed, self._raw.driver.time_in)
+        rows = self._raw.all(
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE dataset_id = {builder.bind(dataset_id)} "
+            f"AND id > {builder.bind(after_id)} AND {builder.where(where)} "
+            f"ORDER BY id LIMIT {builder.bind(limit)}" + self._lock(" FOR UPDATE"),
+            builder.params)
+        return [_raw_item(row, self._raw) for row in rows]
+
+    def set_user_metadata(self, changed: Sequence[Item]) -> None:
+        """Writes metadata_user and update_time of each item, in one batch."""
+        driver = self._raw.driver
+        self._raw.many("UPDATE items SET metadata_user = :metadata_user, "
+                       "update_time = :update_time WHERE id = :id",
+                       [{"id": item.id, "metadata_user": driver.json_in(item.metadata_user),
+                         "update_time": driver.time_in(item.update_time)} for item in changed])
 
     def subtree(self, dataset_id: str, filename: str) -> list[Item]:
         """The item at `filename` and, for a folder, everything below it."""
@@ -339,6 +419,9 @@ class Repository:
 _PG_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 _ITEM_COLUMNS = ("id, dataset_id, dir, name, filename, type, size, sha256, blob_key, "
                  "description, metadata_system, metadata_user, create_time, update_time")
+# Below this many matches SQLite sorts them rather than walk an index in sort order.
+_FEW_MATCHES = 1000
+_ITEM_COLUMN_COUNT = len(_ITEM_COLUMNS.split(", "))
 _ITEM_BY_ID = f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = :id"
 _ITEM_BY_FILENAME = (f"SELECT {_ITEM_COLUMNS} FROM items "
                      "WHERE dataset_id = :dataset_id AND filename = :filename")
@@ -354,12 +437,18 @@ _INSERT_GROUP = ("INSERT INTO consumer_groups (name, committed_txid, committed_s
                  "VALUES (:name, :txid, :seq, :now) ON CONFLICT (name) DO NOTHING")
 
 
-def _below(dir_path: str) -> tuple[Any, Any]:
-    """A filename range holding everything under `dir_path`: '/' sorts right before '0', so
-    "/a/..." lies strictly between "/a/" and "/a0". Never LIKE, which user text could steer."""
+def _below_bounds(dir_path: str) -> tuple[str, str]:
+    """Exclusive filename bounds of everything under `dir_path`: '/' sorts right before '0',
+    so "/a/..." lies strictly between "/a/" and "/a0". Never LIKE, which user text could
+    steer."""
     if dir_path == "/":
-        return items.c.filename > "/", items.c.filename < "0"
-    return items.c.filename > dir_path + "/", items.c.filename < dir_path + "0"
+        return "/", "0"
+    return dir_path + "/", dir_path + "0"
+
+
+def _below(dir_path: str) -> tuple[Any, Any]:
+    low, high = _below_bounds(dir_path)
+    return items.c.filename > low, items.c.filename < high
 
 
 class Store:

@@ -21,6 +21,8 @@ MAX_METADATA_BYTES = 1024 * 1024
 # PostgreSQL btree entries are limited to ~2700 bytes; (dataset_id, dir, filename) must fit.
 MAX_FILENAME_BYTES = 1024
 
+BAD_TOKEN = "page_token is not a token from a previous response to this same query"
+
 _ID = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 

@@ -22,72 +22,77 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from corral.catalog.v1 import filters_pb2 as corral_dot_catalog_dot_v1_dot_filters__pb2
 from corral.catalog.v1 import resources_pb2 as corral_dot_catalog_dot_v1_dot_resources__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'corral/catalog/v1/catalog_service.proto\x12\x11\x63orral.catalog.v1\x1a!corral/catalog/v1/resources.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\"M\n\x14\x43reateDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"D\n\x15\x43reateDatasetResponse\x12+\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1a.corral.catalog.v1.Dataset\"5\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"A\n\x12GetDatasetResponse\x12+\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1a.corral.catalog.v1.Dataset\"<\n\x13ListDatasetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x14ListDatasetsResponse\x12,\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1a.corral.catalog.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x14\x44\x65leteDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\".\n\x15\x44\x65leteDatasetResponse\x12\x15\n\rdeleted_items\x18\x01 \x01(\x03\"\xb4\x02\n\x11\x43reateItemRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0b\n\x03\x64ir\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12)\n\x04type\x18\x04 \x01(\x0e\x32\x1b.corral.catalog.v1.ItemType\x12\x0c\n\x04size\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x10\n\x08\x62lob_key\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12.\n\ruser_metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12<\n\x10\x64uplicate_policy\x18\n \x01(\x0e\x32\".corral.catalog.v1.DuplicatePolicy\x12\x12\n\nrequest_id\x18\x0b \x01(\t\"\x8a\x01\n\x12\x43reateItemResponse\x12%\n\x04item\x18\x01 \x01(\x0b\x32\x17.corral.catalog.v1.Item\x12\x31\n\x07outcome\x18\x02 \x01(\x0e\x32 .corral.catalog.v1.CreateOutcome\x12\x1a\n\x12released_blob_keys\x18\x03 \x03(\t\"G\n\x0eGetItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\"8\n\x0fGetItemResponse\x12%\n\x04item\x18\x01 \x01(\x0b\x32\x17.corral.catalog.v1.Item\"m\n\x10ListItemsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0b\n\x03\x64ir\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"T\n\x11ListItemsResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.corral.catalog.v1.Item\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"k\n\x11UpdateItemRequest\x12%\n\x04item\x18\x01 \x01(\x0b\x32\x17.corral.catalog.v1.Item\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\";\n\x12UpdateItemResponse\x12%\n\x04item\x18\x01 \x01(\x0b\x32\x17.corral.catalog.v1.Item\"$\n\x11\x44\x65leteItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\"+\n\x12\x44\x65leteItemResponse\x12\x15\n\rdeleted_items\x18\x01 \x01(\x03\"r\n\x1bUpdateSystemMetadataRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\'\n\x06system\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x19\n\x11\x65xpected_blob_key\x18\x03 \x01(\t\"E\n\x1cUpdateSystemMetadataResponse\x12%\n\x04item\x18\x01 \x01(\x0b\x32\x17.corral.catalog.v1.Item\"\xc1\x01\n\x10SubscribeRequest\x12\x16\n\x0e\x63onsumer_group\x18\x01 \x01(\t\x12\x14\n\x0cstart_cursor\x18\x02 \x01(\t\x12\x38\n\x0estart_position\x18\x03 \x01(\x0e\x32 .corral.catalog.v1.StartPosition\x12\x31\n\x0b\x65vent_types\x18\x04 \x03(\x0e\x32\x1c.corral.catalog.v1.EventType\x12\x12\n\ndataset_id\x18\x05 \x01(\t\"@\n\x11SubscribeResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.corral.catalog.v1.ItemEvent\":\n\x10\x41\x63kEventsRequest\x12\x16\n\x0e\x63onsumer_group\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"-\n\x11\x41\x63kEventsResponse\x12\x18\n\x10\x63ommitted_cursor\x18\x01 \x01(\t\"1\n\x17GetConsumerGroupRequest\x12\x16\n\x0e\x63onsumer_group\x18\x01 \x01(\t\"y\n\x18GetConsumerGroupResponse\x12\x16\n\x0e\x63onsumer_group\x18\x01 \x01(\t\x12\x18\n\x10\x63ommitted_cursor\x18\x02 \x01(\t\x12\x13\n\x0bhead_cursor\x18\x03 \x01(\t\x12\x16\n\x0epending_events\x18\x04 \x01(\x03*g\n\rStartPosition\x12\x1e\n\x1aSTART_POSITION_UNSPECIFIED\x10\x00\x12\x1b\n\x17START_POSITION_EARLIEST\x10\x01\x12\x19\n\x15START_POSITION_LATEST\x10\x02\x32\xe7\t\n\x0e\x43\x61talogService\x12\x62\n\rCreateDataset\x12\'.corral.catalog.v1.CreateDatasetRequest\x1a(.corral.catalog.v1.CreateDatasetResponse\x12Y\n\nGetDataset\x12$.corral.catalog.v1.GetDatasetRequest\x1a%.corral.catalog.v1.GetDatasetResponse\x12_\n\x0cListDatasets\x12&.corral.catalog.v1.ListDatasetsRequest\x1a\'.corral.catalog.v1.ListDatasetsResponse\x12\x62\n\rDeleteDataset\x12\'.corral.catalog.v1.DeleteDatasetRequest\x1a(.corral.catalog.v1.DeleteDatasetResponse\x12Y\n\nCreateItem\x12$.corral.catalog.v1.CreateItemRequest\x1a%.corral.catalog.v1.CreateItemResponse\x12P\n\x07GetItem\x12!.corral.catalog.v1.GetItemRequest\x1a\".corral.catalog.v1.GetItemResponse\x12V\n\tListItems\x12#.corral.catalog.v1.ListItemsRequest\x1a$.corral.catalog.v1.ListItemsResponse\x12Y\n\nUpdateItem\x12$.corral.catalog.v1.UpdateItemRequest\x1a%.corral.catalog.v1.UpdateItemResponse\x12Y\n\nDeleteItem\x12$.corral.catalog.v1.DeleteItemRequest\x1a%.corral.catalog.v1.DeleteItemResponse\x12w\n\x14UpdateSystemMetadata\x12..corral.catalog.v1.UpdateSystemMetadataRequest\x1a/.corral.catalog.v1.UpdateSystemMetadataResponse\x12X\n\tSubscribe\x12#.corral.catalog.v1.SubscribeRequest\x1a$.corral.catalog.v1.SubscribeResponse0\x01\x12V\n\tAckEvents\x12#.corral.catalog.v1.AckEventsRequest\x1a$.corral.catalog.v1.AckEventsResponse\x12k\n\x10GetConsumerGroup\x12*.corral.catalog.v1.GetConsumerGroupRequest\x1a+.corral.catalog.v1.GetConsumerGroupResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'corral/catalog/v1/catalog_service.proto\x12\x11\x63orral.catalog.v1\x1a\x1f\x63orral/catalog/v1/filters.proto\x1a!corral/catalog/v1/resources.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\"M\n\x14\x43reateDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"D\n\x15\x43reateDatasetResponse\x12+\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1a.corral.catalog.v1.Dataset\"5\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"A\n\x12GetDatasetResponse\x12+\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1a.corral.catalog.v1.Dataset\"<\n\x13ListDatasetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x14ListDatasetsResponse\x12,\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1a.corral.catalog.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x14\x44\x65leteDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\".\n\x15\x44\x65leteDatasetResponse\x12\x15\n\rdeleted_items\x18\x01 \x01(\x03\"\xb4\x02\n\x11\x43reateItemRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0b\n\x03\x64ir\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12)\n\x04type\x18\x04 \x01(\x0e\x32\x1b.corral.catalog.v1.ItemType\x12\x0c\n\x04size\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x10\n\x08\x62lob_key\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12.\n\ruser_metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12<\n\x10\x64uplicate_policy\x18\n \x01(\x0e\x32\".corral.catalog.v1.DuplicatePolicy\x12\x12\n\nrequest_id\x18\x0b \x01(\t\"\x8a\x01\n\x12\x43reateItemResponse\x12%\n\x04item\x18\x01 \x01(\x0b\x32\x17.corral.catalog.v1.Item\x12\x31\n\x07outcome\x18\x02 \x01(\x0e\x32 .corral.catalog.v1.CreateOutcome\x12\x1a\n\x12released_blob_keys\x18\x03 \x03(\t\"G\n\x0eGetItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\"8\n\x0fGetItemResponse\x12%\n\x04item\x18\x01 \x01(\x0b\x32\x17.corral.catalog.v1.Item\"\xe8\x01\n\x10ListItemsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0b\n\x03\x64ir\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12-\n\x06\x66ilter\x18\x14 \x01(\x0b\x32\x1d.corral.catalog.v1.ItemFilter\x12.\n\x08order_by\x18\x15 \x03(\x0b\x32\x1c.corral.catalog.v1.ItemOrder\x12\x1a\n\x12include_total_size\x18\x16 \x01(\x08\"|\n\x11ListItemsResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.corral.catalog.v1.Item\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x17\n\ntotal_size\x18\x14 \x01(\x03H\x00\x88\x01\x01\x42\r\n\x0b_total_size\"k\n\x11UpdateItemRequest\x12%\n\x04item\x18\x01 \x01(\x0b\x32\x17.corral.catalog.v1.Item\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\";\n\x12UpdateItemResponse\x12%\n\x04item\x18\x01 \x01(\x0b\x32\x17.corral.catalog.v1.Item\"$\n\x11\x44\x65leteItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\"+\n\x12\x44\x65leteItemResponse\x12\x15\n\rdeleted_items\x18\x01 \x01(\x03\"r\n\x1bUpdateSystemMetadataRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\'\n\x06system\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x19\n\x11\x65xpected_blob_key\x18\x03 \x01(\t\"E\n\x1cUpdateSystemMetadataResponse\x12%\n\x04item\x18\x01 \x01(\x0b\x32\x17.corral.catalog.v1.Item\"\xc1\x01\n\x10SubscribeRequest\x12\x16\n\x0e\x63onsumer_group\x18\x01 \x01(\t\x12\x14\n\x0cstart_cursor\x18\x02 \x01(\t\x12\x38\n\x0estart_position\x18\x03 \x01(\x0e\x32 .corral.catalog.v1.StartPosition\x12\x31\n\x0b\x65vent_types\x18\x04 \x03(\x0e\x32\x1c.corral.catalog.v1.EventType\x12\x12\n\ndataset_id\x18\x05 \x01(\t\"@\n\x11SubscribeResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.corral.catalog.v1.ItemEvent\":\n\x10\x41\x63kEventsRequest\x12\x16\n\x0e\x63onsumer_group\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"-\n\x11\x41\x63kEventsResponse\x12\x18\n\x10\x63ommitted_cursor\x18\x01 \x01(\t\"1\n\x17GetConsumerGroupRequest\x12\x16\n\x0e\x63onsumer_group\x18\x01 \x01(\t\"y\n\x18GetConsumerGroupResponse\x12\x16\n\x0e\x63onsumer_group\x18\x01 \x01(\t\x12\x18\n\x10\x63ommitted_cursor\x18\x02 \x01(\t\x12\x13\n\x0bhead_cursor\x18\x03 \x01(\t\x12\x16\n\x0epending_events\x18\x04 \x01(\x03\"\xc0\x01\n\x1aUpdateMatchingItemsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12-\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1d.corral.catalog.v1.ItemFilter\x12.\n\ruser_metadata\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0bupdate_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"4\n\x1bUpdateMatchingItemsResponse\x12\x15\n\rupdated_items\x18\x01 \x01(\x03*g\n\rStartPosition\x12\x1e\n\x1aSTART_POSITION_UNSPECIFIED\x10\x00\x12\x1b\n\x17START_POSITION_EARLIEST\x10\x01\x12\x19\n\x15START_POSITION_LATEST\x10\x02\x32\xdd\n\n\x0e\x43\x61talogService\x12\x62\n\rCreateDataset\x12\'.corral.catalog.v1.CreateDatasetRequest\x1a(.corral.catalog.v1.CreateDatasetResponse\x12Y\n\nGetDataset\x12$.corral.catalog.v1.GetDatasetRequest\x1a%.corral.catalog.v1.GetDatasetResponse\x12_\n\x0cListDatasets\x12&.corral.catalog.v1.ListDatasetsRequest\x1a\'.corral.catalog.v1.ListDatasetsResponse\x12\x62\n\rDeleteDataset\x12\'.corral.catalog.v1.DeleteDatasetRequest\x1a(.corral.catalog.v1.DeleteDatasetResponse\x12Y\n\nCreateItem\x12$.corral.catalog.v1.CreateItemRequest\x1a%.corral.catalog.v1.CreateItemResponse\x12P\n\x07GetItem\x12!.corral.catalog.v1.GetItemRequest\x1a\".corral.catalog.v1.GetItemResponse\x12V\n\tListItems\x12#.corral.catalog.v1.ListItemsRequest\x1a$.corral.catalog.v1.ListItemsResponse\x12Y\n\nUpdateItem\x12$.corral.catalog.v1.UpdateItemRequest\x1a%.corral.catalog.v1.UpdateItemResponse\x12Y\n\nDeleteItem\x12$.corral.catalog.v1.DeleteItemRequest\x1a%.corral.catalog.v1.DeleteItemResponse\x12w\n\x14UpdateSystemMetadata\x12..corral.catalog.v1.UpdateSystemMetadataRequest\x1a/.corral.catalog.v1.UpdateSystemMetadataResponse\x12X\n\tSubscribe\x12#.corral.catalog.v1.SubscribeRequest\x1a$.corral.catalog.v1.SubscribeResponse0\x01\x12V\n\tAckEvents\x12#.corral.catalog.v1.AckEventsRequest\x1a$.corral.catalog.v1.AckEventsResponse\x12k\n\x10GetConsumerGroup\x12*.corral.catalog.v1.GetConsumerGroupRequest\x1a+.corral.catalog.v1.GetConsumerGroupResponse\x12t\n\x13UpdateMatchingItems\x12-.corral.catalog.v1.UpdateMatchingItemsRequest\x1a..corral.catalog.v1.UpdateMatchingItemsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'corral.catalog.v1.catalog_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STARTPOSITION']._serialized_start=2444
-  _globals['_STARTPOSITION']._serialized_end=2547
-  _globals['_CREATEDATASETREQUEST']._serialized_start=161
-  _globals['_CREATEDATASETREQUEST']._serialized_end=238
-  _globals['_CREATEDATASETRESPONSE']._serialized_start=240
-  _globals['_CREATEDATASETRESPONSE']._serialized_end=308
-  _globals['_GETDATASETREQUEST']._serialized_start=310
-  _globals['_GETDATASETREQUEST']._serialized_end=363
-  _globals['_GETDATASETRESPONSE']._serialized_start=365
-  _globals['_GETDATASETRESPONSE']._serialized_end=430
-  _globals['_LISTDATASETSREQUEST']._serialized_start=432
-  _globals['_LISTDATASETSREQUEST']._serialized_end=492
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=494
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=587
-  _globals['_DELETEDATASETREQUEST']._serialized_start=589
-  _globals['_DELETEDATASETREQUEST']._serialized_end=631
-  _globals['_DELETEDATASETRESPONSE']._serialized_start=633
-  _globals['_DELETEDATASETRESPONSE']._serialized_end=679
-  _globals['_CREATEITEMREQUEST']._serialized_start=682
-  _globals['_CREATEITEMREQUEST']._serialized_end=990
-  _globals['_CREATEITEMRESPONSE']._serialized_start=993
-  _globals['_CREATEITEMRESPONSE']._serialized_end=1131
-  _globals['_GETITEMREQUEST']._serialized_start=1133
-  _globals['_GETITEMREQUEST']._serialized_end=1204
-  _globals['_GETITEMRESPONSE']._serialized_start=1206
-  _globals['_GETITEMRESPONSE']._serialized_end=1262
-  _globals['_LISTITEMSREQUEST']._serialized_start=1264
-  _globals['_LISTITEMSREQUEST']._serialized_end=1373
-  _globals['_LISTITEMSRESPONSE']._serialized_start=1375
-  _globals['_LISTITEMSRESPONSE']._serialized_end=1459
-  _globals['_UPDATEITEMREQUEST']._serialized_start=1461
-  _globals['_UPDATEITEMREQUEST']._serialized_end=1568
-  _globals['_UPDATEITEMRESPONSE']._serialized_start=1570
-  _globals['_UPDATEITEMRESPONSE']._serialized_end=1629
-  _globals['_DELETEITEMREQUEST']._serialized_start=1631
-  _globals['_DELETEITEMREQUEST']._serialized_end=1667
-  _globals['_DELETEITEMRESPONSE']._serialized_start=1669
-  _globals['_DELETEITEMRESPONSE']._serialized_end=1712
-  _globals['_UPDATESYSTEMMETADATAREQUEST']._serialized_start=1714
-  _globals['_UPDATESYSTEMMETADATAREQUEST']._serialized_end=1828
-  _globals['_UPDATESYSTEMMETADATARESPONSE']._serialized_start=1830
-  _globals['_UPDATESYSTEMMETADATARESPONSE']._serialized_end=1899
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1902
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=2095
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=2097
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=2161
-  _globals['_ACKEVENTSREQUEST']._serialized_start=2163
-  _globals['_ACKEVENTSREQUEST']._serialized_end=2221
-  _globals['_ACKEVENTSRESPONSE']._serialized_start=2223
-  _globals['_ACKEVENTSRESPONSE']._serialized_end=2268
-  _globals['_GETCONSUMERGROUPREQUEST']._serialized_start=2270
-  _globals['_GETCONSUMERGROUPREQUEST']._serialized_end=2319
-  _globals['_GETCONSUMERGROUPRESPONSE']._serialized_start=2321
-  _globals['_GETCONSUMERGROUPRESPONSE']._serialized_end=2442
-  _globals['_CATALOGSERVICE']._serialized_start=2550
-  _globals['_CATALOGSERVICE']._serialized_end=3805
+  _globals['_STARTPOSITION']._serialized_start=2890
+  _globals['_STARTPOSITION']._serialized_end=2993
+  _globals['_CREATEDATASETREQUEST']._serialized_start=194
+  _globals['_CREATEDATASETREQUEST']._serialized_end=271
+  _globals['_CREATEDATASETRESPONSE']._serialized_start=273
+  _globals['_CREATEDATASETRESPONSE']._serialized_end=341
+  _globals['_GETDATASETREQUEST']._serialized_start=343
+  _globals['_GETDATASETREQUEST']._serialized_end=396
+  _globals['_GETDATASETRESPONSE']._serialized_start=398
+  _globals['_GETDATASETRESPONSE']._serialized_end=463
+  _globals['_LISTDATASETSREQUEST']._serialized_start=465
+  _globals['_LISTDATASETSREQUEST']._serialized_end=525
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=527
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=620
+  _globals['_DELETEDATASETREQUEST']._serialized_start=622
+  _globals['_DELETEDATASETREQUEST']._serialized_end=664
+  _globals['_DELETEDATASETRESPONSE']._serialized_start=666
+  _globals['_DELETEDATASETRESPONSE']._serialized_end=712
+  _globals['_CREATEITEMREQUEST']._serialized_start=715
+  _globals['_CREATEITEMREQUEST']._serialized_end=1023
+  _globals['_CREATEITEMRESPONSE']._serialized_start=1026
+  _globals['_CREATEITEMRESPONSE']._serialized_end=1164
+  _globals['_GETITEMREQUEST']._serialized_start=1166
+  _globals['_GETITEMREQUEST']._serialized_end=1237
+  _globals['_GETITEMRESPONSE']._serialized_start=1239
+  _globals['_GETITEMRESPONSE']._serialized_end=1295
+  _globals['_LISTITEMSREQUEST']._serialized_start=1298
+  _globals['_LISTITEMSREQUEST']._serialized_end=1530
+  _globals['_LISTITEMSRESPONSE']._serialized_start=1532
+  _globals['_LISTITEMSRESPONSE']._serialized_end=1656
+  _globals['_UPDATEITEMREQUEST']._serialized_start=1658
+  _globals['_UPDATEITEMREQUEST']._serialized_end=1765
+  _globals['_UPDATEITEMRESPONSE']._serialized_start=1767
+  _globals['_UPDATEITEMRESPONSE']._serialized_end=1826
+  _globals['_DELETEITEMREQUEST']._serialized_start=1828
+  _globals['_DELETEITEMREQUEST']._serialized_end=1864
+  _globals['_DELETEITEMRESPONSE']._serialized_start=1866
+  _globals['_DELETEITEMRESPONSE']._serialized_end=1909
+  _globals['_UPDATESYSTEMMETADATAREQUEST']._serialized_start=1911
+  _globals['_UPDATESYSTEMMETADATAREQUEST']._serialized_end=2025
+  _globals['_UPDATESYSTEMMETADATARESPONSE']._serialized_start=2027
+  _globals['_UPDATESYSTEMMETADATARESPONSE']._serialized_end=2096
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=2099
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=2292
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=2294
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=2358
+  _globals['_ACKEVENTSREQUEST']._serialized_start=2360
+  _globals['_ACKEVENTSREQUEST']._serialized_end=2418
+  _globals['_ACKEVENTSRESPONSE']._serialized_start=2420
+  _globals['_ACKEVENTSRESPONSE']._serialized_end=2465
+  _globals['_GETCONSUMERGROUPREQUEST']._serialized_start=2467
+  _globals['_GETCONSUMERGROUPREQUEST']._serialized_end=2516
+  _globals['_GETCONSUMERGROUPRESPONSE']._serialized_start=2518
+  _globals['_GETCONSUMERGROUPRESPONSE']._serialized_end=2639
+  _globals['_UPDATEMATCHINGITEMSREQUEST']._serialized_start=2642
+  _globals['_UPDATEMATCHINGITEMSREQUEST']._serialized_end=2834
+  _globals['_UPDATEMATCHINGITEMSRESPONSE']._serialized_start=2836
+  _globals['_UPDATEMATCHINGITEMSRESPONSE']._serialized_end=2888
+  _globals['_CATALOGSERVICE']._serialized_start=2996
+  _globals['_CATALOGSERVICE']._serialized_end=4369
 # @@protoc_insertion_point(module_scope)

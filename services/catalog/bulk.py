@@ -7,23 +7,26 @@ event in the same transaction, and missing folders are created."""
 
 from __future__ import annotations
 
-import uuid
+import json
+import secrets
+import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from corral.errors import AlreadyExists, FailedPrecondition, NotFound
+from corral.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from corral.paths import ancestors, check_name, join, normalize_dir
 from services.catalog.items import _folder
-from services.catalog.records import EventType, Item, ItemType
+from services.catalog.records import ItemType
 from services.catalog.repository import Repository, Store
 from services.catalog.validation import (
     check_blob_key,
     check_filename_length,
-    check_json_object,
     check_sha256,
+    json_object_text,
     require_id,
 )
 
@@ -49,49 +52,85 @@ def _batches(entries: Iterable[BulkItem], size: int) -> Iterator[list[BulkItem]]
         yield batch
 
 
-def _item(dataset_id: str, entry: BulkItem, now: datetime) -> Item:
-    dir_path = normalize_dir(entry.dir or "/")
-    name = check_name(entry.name)
-    check_sha256(entry.sha256)
-    check_blob_key(entry.blob_key)
-    check_json_object(entry.user_metadata, "user_metadata")
-    return Item(id=uuid.uuid4().hex, dataset_id=dataset_id, dir=dir_path, name=name,
-                filename=check_filename_length(join(dir_path, name)), type=ItemType.FILE,
-                size=entry.size, sha256=entry.sha256, blob_key=entry.blob_key, description="",
-                metadata_system=entry.system_metadata, metadata_user=entry.user_metadata,
-                create_time=now, update_time=now)
+@dataclass(frozen=True)
+class _Batch:
+    """A validated batch, encoded for the database ahead of its transaction."""
+    dataset_id: str
+    now: datetime
+    filenames: list[str]
+    folders: list[str]
+    rows: list[dict[str, Any]]  # item columns, JSON as text; times added by the repository
+    payloads: list[str]  # each item's event payload (Item.to_payload) as JSON text
+
+
+def _prepare(dataset_id: str, entries: list[BulkItem]) -> _Batch:
+    """Validates like CreateItem and encodes every JSON document once: the event payload is
+    spliced from the metadata texts instead of encoding them a second time (the dominant CPU
+    cost of a load; tests check it equals Item.to_payload)."""
+    now = datetime.now(UTC)
+    stamp = json.dumps(now.isoformat())
+    dirs: dict[str, str] = {}
+    rows, payloads, filenames = [], [], []
+    for entry in entries:
+        dir_path = dirs.get(entry.dir) or dirs.setdefault(entry.dir, normalize_dir(entry.dir))
+        name = check_name(entry.name)
+        filename = check_filename_length(join(dir_path, name))
+        check_sha256(entry.sha256)
+        check_blob_key(entry.blob_key)
+        if entry.size < 0:
+            raise InvalidArgument(f"size of {filename} must not be negative")
+        user = json_object_text(entry.user_metadata, f"user_metadata of {filename}")
+        system = json_object_text(entry.system_metadata, f"system_metadata of {filename}")
+        row = {"id": _ordered_id(), "dataset_id": dataset_id, "dir": dir_path, "name": name,
+               "filename": filename, "type": str(ItemType.FILE), "size": entry.size,
+               "sha256": entry.sha256, "blob_key": entry.blob_key, "description": ""}
+        rows.append({**row, "metadata_system": system, "metadata_user": user})
+        payloads.append(f'{json.dumps(row)[:-1]}, "metadata": {{"system": {system}, '
+                        f'"user": {user}}}, "create_time": {stamp}, "update_time": {stamp}}}')
+        filenames.append(filename)
+    folders = sorted({folder for d in dirs.values() for folder in ancestors(d)})
+    return _Batch(dataset_id, now, filenames, folders, rows, payloads)
+
+
+def _ordered_id() -> str:
+    """32 hex characters like uuid4().hex, but led by the time in milliseconds (as UUIDv7):
+    a batch's ids land next to each other in the primary key index instead of all over it,
+    which keeps a large load's index writes in cache."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.randbits(80):020x}"
 
 
 def insert_items(store: Store, dataset_id: str, entries: Iterable[BulkItem],
                  batch_size: int = DEFAULT_BATCH) -> int:
     """Inserts new file items, `batch_size` per transaction; returns how many. An item whose
-    path is taken fails its whole batch (ALREADY_EXISTS); earlier batches stay committed."""
+    path is taken fails its whole batch (ALREADY_EXISTS); earlier batches stay committed.
+    The next batch is validated and encoded while the previous one is written (the
+    database drivers release the GIL while they work)."""
     require_id(dataset_id, "dataset_id")
     total = 0
-    for batch in _batches(entries, batch_size):
-        now = datetime.now(UTC)
-        new_items = [_item(dataset_id, entry, now) for entry in batch]
-        total += store.write(lambda repo, new=new_items, at=now: _insert(repo, new, at))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="corral-bulk") as writer:
+        pending: Future[int] | None = None
+        for entries_batch in _batches(entries, batch_size):
+            batch = _prepare(dataset_id, entries_batch)
+            if pending is not None:
+                total += pending.result()
+            pending = writer.submit(store.write, lambda repo, b=batch: _insert(repo, b))
+        if pending is not None:
+            total += pending.result()
     return total
 
 
-def _insert(repo: Repository, new_items: list[Item], now: datetime) -> int:
-    dataset_id = new_items[0].dataset_id
+def _insert(repo: Repository, batch: _Batch) -> int:
+    dataset_id, now = batch.dataset_id, batch.now
     if not repo.dataset_exists(dataset_id, lock=True):
         raise NotFound(f"dataset {dataset_id} not found")
-    folders = sorted({folder for item in new_items for folder in ancestors(item.dir)})
-    targets = [item.filename for item in new_items]
-    existing = repo.item_types_at(dataset_id, [*folders, *targets]) if folders or targets \
-        else {}
-    for folder in folders:
+    existing = repo.item_types_at(dataset_id, [*batch.folders, *batch.filenames])
+    for folder in batch.folders:
         if existing.get(folder, ItemType.DIR) != ItemType.DIR:
             raise FailedPrecondition(f"{folder} is a file in dataset {dataset_id}, not a folder")
-    taken = [filename for filename in targets if filename in existing]
-    if taken or len(set(targets)) != len(targets):
+    taken = [filename for filename in batch.filenames if filename in existing]
+    if taken or len(set(batch.filenames)) != len(batch.filenames):
         shown = taken[0] if taken else "a path given twice"
         raise AlreadyExists(f"an item already exists at {shown} in dataset {dataset_id}")
-    repo.insert_folders(_folder(dataset_id, f, now) for f in folders if f not in existing)
-    repo.insert_items(new_items)
-    repo.append_events([(EventType.CREATED, item) for item in new_items], now)
-    return len(new_items)
-
+    repo.insert_folders(_folder(dataset_id, f, now) for f in batch.folders if f not in existing)
+    repo.insert_encoded_items(batch.rows, batch.payloads, now)
+    return len(batch.rows)

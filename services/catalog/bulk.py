@@ -116,6 +116,7 @@ def insert_items(store: Store, dataset_id: str, entries: Iterable[BulkItem],
             pending = writer.submit(store.write, lambda repo, b=batch: _insert(repo, b))
         if pending is not None:
             total += pending.result()
+    store.write(lambda repo: repo.refresh_statistics())
     return total
 
 

@@ -254,6 +254,17 @@ class Repository:
                f"{order_by_sql(columns, sort_matches)} LIMIT {builder.bind(query.limit + 1)}")
         return sql, builder.params, columns
 
+    def refresh_statistics(self) -> None:
+        """Gathers the planner's statistics. SQLite keeps none by itself, and without them
+        it may walk a half-table range (say size > x) rather than look up a rare metadata
+        value; a sampled ANALYZE (analysis_limit) takes milliseconds even on millions of
+        rows. PostgreSQL's autovacuum does this too; bulk loads ask at once."""
+        if self._pg:
+            self._raw.run("ANALYZE items")
+            return
+        self._raw.run("PRAGMA analysis_limit = 1000")
+        self._raw.run("ANALYZE")
+
     def _few_matches(self, where: str, params: dict[str, Any]) -> bool:
         """SQLite only. Its planner likes to walk an index in the sort order and test every
         row against the filter, which scans the whole dataset when matches are rare; given

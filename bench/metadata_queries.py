@@ -123,7 +123,7 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def measure(stub: api_grpc.CatalogServiceStub, dataset_id: str, count: int, runs: int,
-            rng: random.Random) -> list[tuple[str, list[float], bool]]:
+            rng: random.Random) -> Iterator[tuple[str, list[float], bool]]:
     folders = max(1, count // FOLDER_SIZE)
 
     def page(make: Callable[[], api.ListItemsRequest]) -> Callable[[], object]:
@@ -145,7 +145,8 @@ def measure(stub: api_grpc.CatalogServiceStub, dataset_id: str, count: int, runs
         ("equality mimetype=image/png (1%), page 1",
          page(lambda: listing(dataset_id, to_filter("mimetype=image/png"))), False),
     ]
-    results = [(name, timed(call, runs), selective) for name, call, selective in cases]
+    for name, call, selective in cases:
+        yield name, timed(call, runs), selective
     cameras = iter(rng.sample(range(CAMERAS), CAMERAS))
 
     def bulk_update() -> None:
@@ -157,9 +158,8 @@ def measure(stub: api_grpc.CatalogServiceStub, dataset_id: str, count: int, runs
         updated = stub.UpdateMatchingItems(request, timeout=600).updated_items
         assert updated == count // CAMERAS, updated
 
-    results.append((f"bulk update of {count // CAMERAS:,} items (UpdateMatchingItems)",
-                    timed(bulk_update, runs=min(10, CAMERAS - 2), warmup=1), False))
-    return results
+    yield (f"bulk update of {count // CAMERAS:,} items (UpdateMatchingItems)",
+           timed(bulk_update, runs=min(10, CAMERAS - 2), warmup=1), False)
 
 
 def _size_range(dataset_id: str, rng: random.Random) -> api.ListItemsRequest:

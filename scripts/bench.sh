@@ -7,3 +7,4 @@ cd "$(dirname "$0")/.."
 .venv/bin/python -m bench.upload_large
 .venv/bin/python -m bench.small_images
 .venv/bin/python -m bench.thumbnails
+.venv/bin/python -m bench.metadata_queries

@@ -19,7 +19,6 @@ from services.catalog.writer import BatchWriter
 from services.common.server import Cleanup, Register
 
 log = logging.getLogger("corral.catalog")
-STATISTICS_SECONDS = 600.0
 
 
 def open_database(url: str, metadata_index_paths: str = "") -> Database:
@@ -28,21 +27,9 @@ def open_database(url: str, metadata_index_paths: str = "") -> Database:
     db = Database(url)
     migrate.upgrade(db)
     metadata_indexes.ensure(db, metadata_indexes.parse_paths(metadata_index_paths))
-    Store(db).write(lambda repo: repo.refresh_statistics())
     log.info("database ready", extra={"dialect": db.engine.dialect.name,
                                       "revision": migrate.current_revision(db)})
     return db
-
-
-async def _refresh_statistics(store: Store) -> None:
-    """Keeps the query planner's statistics current as the catalog grows (see
-    Repository.refresh_statistics)."""
-    while True:
-        await asyncio.sleep(STATISTICS_SECONDS)
-        try:
-            await asyncio.to_thread(store.write, lambda repo: repo.refresh_statistics())
-        except Exception:  # noqa: BLE001 - stale statistics slow queries, they break nothing
-            log.warning("refreshing planner statistics failed", exc_info=True)
 
 
 def make_register(db: Database, blob_store: BlobStore | None,
@@ -51,12 +38,10 @@ def make_register(db: Database, blob_store: BlobStore | None,
         signal = CommitSignal(asyncio.get_running_loop())
         store = Store(db, on_commit=signal.notify_threadsafe)
         writer = BatchWriter(store, signal)
-        statistics = asyncio.create_task(_refresh_statistics(store))
         api_grpc.add_CatalogServiceServicer_to_server(
             CatalogServicer(store, writer, blob_store, signal, poll_seconds), server)
 
         async def cleanup() -> None:
-            statistics.cancel()
             await asyncio.to_thread(writer.stop)
             await asyncio.to_thread(db.dispose)
 

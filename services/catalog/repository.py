@@ -255,15 +255,13 @@ class Repository:
         return sql, builder.params, columns
 
     def refresh_statistics(self) -> None:
-        """Gathers the planner's statistics. SQLite keeps none by itself, and without them
-        it may walk a half-table range (say size > x) rather than look up a rare metadata
-        value; a sampled ANALYZE (analysis_limit) takes milliseconds even on millions of
-        rows. PostgreSQL's autovacuum does this too; bulk loads ask at once."""
+        """PostgreSQL: gathers the planner's statistics now, as autovacuum would later (after
+        a bulk load queries would otherwise be planned without them). SQLite: nothing. Its
+        planner without statistics picks well for these queries (the index of an equality
+        over a range), while statistics sampled with analysis_limit mislead it and a full
+        ANALYZE holds the write lock for seconds on a large catalog."""
         if self._pg:
             self._raw.run("ANALYZE items")
-            return
-        self._raw.run("PRAGMA analysis_limit = 1000")
-        self._raw.run("ANALYZE")
 
     def _few_matches(self, where: str, params: dict[str, Any]) -> bool:
         """SQLite only. Its planner likes to walk an index in the sort order and test every

@@ -78,6 +78,7 @@ class SqlBuilder:
         self.pg, self._indexed, self._time_in = pg, indexed_paths, time_in
         self.params: dict[str, Any] = {}
         self._paths: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._demote_ranges = False
 
     def bind(self, value: Any) -> str:
         name = f"f{len(self.params)}"
@@ -117,6 +118,23 @@ class SqlBuilder:
 
     # -- filters ----------------------------------------------------------------------------
 
+    def prefer_equalities(self, tree: Checked) -> None:
+        """SQLite only: when the filter requires an equality that an index answers, keep its
+        planner from walking a range index instead ("+size > x" is no column to it). Without
+        statistics it cannot tell that "lot = 7" finds 100 rows and "size > x" half the
+        table, and sometimes guesses the range."""
+        if not self.pg and not tree.any and any(self._indexed_equality(m) for m in tree.members):
+            self._demote_ranges = True
+
+    def _indexed_equality(self, node: Clause | Checked) -> bool:
+        if isinstance(node, Checked):
+            return node.any and all(self._indexed_equality(m) for m in node.members)
+        field = node.field
+        indexed = field.kind in (Kind.TEXT, Kind.SYSTEM_TEXT) or (
+            field.kind == Kind.JSON and field.column == "metadata_user"
+            and field.path in self._indexed)
+        return indexed and node.op in (Op.EQ, Op.IN)
+
     def where(self, tree: Checked) -> str:
         parts = [self._node(member) for member in tree.members]
         return "(" + (" OR " if tree.any else " AND ").join(parts) + ")"
@@ -138,7 +156,8 @@ class SqlBuilder:
             values = ", ".join(self._value(field, v) for v in value)
             test = f"{column} {'NOT ' if op == Op.NIN else ''}IN ({values})"
         else:
-            test = f"{column} {_COMPARE[op]} {self._value(field, value)}"
+            demote = "+" if self._demote_ranges and op in RANGE_OPS else ""
+            test = f"{demote}{column} {_COMPARE[op]} {self._value(field, value)}"
         if nullable and op in (Op.NE, Op.NIN):
             return f"({column} IS NULL OR {test})"
         return test

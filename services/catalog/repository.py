@@ -238,6 +238,7 @@ class Repository:
             low, high = _below_bounds(query.dir)
             terms.append(f"filename > {builder.bind(low)} AND filename < {builder.bind(high)}")
         if query.filter is not None:
+            builder.prefer_equalities(query.filter)
             terms.append(builder.where(query.filter))
         return builder, terms
 

@@ -181,9 +181,10 @@ class SqlBuilder:
         if op in RANGE_OPS:
             return self._json_range(field, op, value)
         values = value if op in (Op.IN, Op.NIN) else (value,)
+        negated = op in (Op.NE, Op.NIN)
         test = self._pg_json_equal(field, values) if self.pg \
-            else self._sqlite_json_equal(field, values)
-        if op in (Op.NE, Op.NIN):
+            else self._sqlite_json_equal(field, values, negated)
+        if negated:
             # Present values make `test` TRUE or FALSE, never NULL; absent ones match.
             present = self._json(field) if self.pg else self._json_type(field)
             return f"({present} IS NULL OR NOT {test})"
@@ -205,9 +206,12 @@ class SqlBuilder:
         contains = f"metadata_user @> CAST({self.bind(json.dumps(document))} AS jsonb)"
         return f"({contains} AND {test})"
 
-    def _sqlite_json_equal(self, field: Field, values: Sequence[Any]) -> str:
-        """The type test comes with every comparison: on an absent or JSON null value it is
-        FALSE, which keeps the whole test non-NULL for ne/nin."""
+    def _sqlite_json_equal(self, field: Field, values: Sequence[Any], negated: bool) -> str:
+        """json_extract gives true and false as 1 and 0, and lists and objects as their JSON
+        text, so a type test goes with operands that could meet those. For ne/nin it always
+        does: on an absent or JSON null value it is FALSE, which keeps the test non-NULL.
+        Otherwise it is left out, as it would keep SQLite from turning "a = 1 OR a = 2" into
+        one indexed IN lookup."""
         json_type, value_sql = self._json_type(field), self._json(field)
         tests = []
         booleans = [v for v in values if isinstance(v, bool)]
@@ -215,11 +219,15 @@ class SqlBuilder:
         strings = [v for v in values if isinstance(v, str)]
         if booleans:
             tests.append(f"{json_type} IN ({', '.join(repr(str(v).lower()) for v in booleans)})")
-        for group, type_test in ((numbers, _SQLITE_NUMBER), (strings, "= 'text'")):
+        for group, type_test, ambiguous in (
+                (numbers, _SQLITE_NUMBER, lambda v: v in (0, 1)),
+                (strings, "= 'text'", lambda v: v[:1] in ("[", "{"))):
             if group:
                 bound = ", ".join(self.bind(v) for v in group)
-                compare = f"= {bound}" if len(group) == 1 else f"IN ({bound})"
-                tests.append(f"({json_type} {type_test} AND {value_sql} {compare})")
+                compare = f"{value_sql} = {bound}" if len(group) == 1 \
+                    else f"{value_sql} IN ({bound})"
+                typed = negated or any(ambiguous(v) for v in group)
+                tests.append(f"({json_type} {type_test} AND {compare})" if typed else compare)
         return tests[0] if len(tests) == 1 else "(" + " OR ".join(tests) + ")"
 
     def _json_range(self, field: Field, op: Op, value: Any) -> str:

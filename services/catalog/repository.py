@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -294,8 +293,6 @@ class Repository:
     def _key_out(self, kind: str, value: Any) -> Any:
         if kind == "time":
             return _utc(self._raw.driver.time_out(value)).isoformat()
-        if isinstance(value, Decimal):
-            return int(value) if value == value.to_integral_value() else float(value)
         return value
 
     def count_items(self, query: ItemQuery) -> int:

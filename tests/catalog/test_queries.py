@@ -180,6 +180,8 @@ FILTERS = [
     "metadata.user.camera=3", "metadata.user.camera!=3", "metadata.user.camera=[3,4,\"3\"]",
     "metadata.user.camera!=[3,10]", "metadata.user.camera>3", "metadata.user.camera<=3",
     "metadata.user.camera=\"3\"", "metadata.user.ok=true", "metadata.user.ok=false",
+    "metadata.user.ok=[0,1]", "metadata.user.tags=\"[\\\"x\\\",\\\"y\\\"]\"",
+    "metadata.user.lot=\"{\\\"number\\\": 7}\"",
     "metadata.user.ok!=true", "metadata.user.ok=1", "metadata.user.area>north",
     "metadata.user.area>=\"\"", "metadata.user.area~*north", "metadata.user.area=North",
     "metadata.user.lot.number=7", "metadata.user.lot.number>=7", "metadata.user.lot?",

@@ -175,11 +175,18 @@ class Repository:
     def item_types_at(self, dataset_id: str, filenames: Sequence[str]) -> dict[str, ItemType]:
         """The types of the items at `filenames`. The rows stay key-share locked, so a
         concurrent folder delete (PostgreSQL) waits and then sees what this transaction adds."""
+        if self._pg:
+            # One array parameter: a prepared statement with thousands of parameters (bulk
+            # loads) gets a generic plan that may scan the table once per listed value.
+            rows = self._raw.all(
+                "SELECT filename, type FROM items WHERE dataset_id = :dataset_id "
+                "AND filename = ANY(:filenames) FOR KEY SHARE",
+                {"dataset_id": dataset_id, "filenames": list(filenames)})
+            return {filename: ItemType(kind) for filename, kind in rows}
         params = {f"f{i}": filename for i, filename in enumerate(filenames)}
         rows = self._raw.all(
             "SELECT filename, type FROM items WHERE dataset_id = :dataset_id AND filename IN ("
-            + ", ".join(f":{key}" for key in params) + ")" + self._lock(" FOR KEY SHARE"),
-            {"dataset_id": dataset_id, **params})
+            + ", ".join(f":{key}" for key in params) + ")", {"dataset_id": dataset_id, **params})
         return {filename: ItemType(kind) for filename, kind in rows}
 
     def insert_folders(self, folders: Iterable[Item]) -> None:

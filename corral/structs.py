@@ -58,3 +58,17 @@ def parse_json_object(text: str, field: str = "metadata") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} must be a JSON object, got {type(value).__name__}")
     return value
+
+
+def value_to_json(value: struct_pb2.Value) -> Any:
+    """A google.protobuf.Value as a JSON value (integral numbers as int)."""
+    return _restore_ints(MessageToDict(value))
+
+
+def json_to_value(data: Any, field: str = "value") -> struct_pb2.Value:
+    value = struct_pb2.Value()
+    try:
+        ParseDict(data, value)
+    except Exception as exc:  # protobuf raises several types for unrepresentable values
+        raise InvalidArgument(f"{field} is not representable as JSON: {exc}") from exc
+    return value

@@ -8,3 +8,4 @@ cd "$(dirname "$0")/.."
 .venv/bin/python -m bench.small_images
 .venv/bin/python -m bench.thumbnails
 .venv/bin/python -m bench.csv_import
+.venv/bin/python -m bench.metadata_queries

@@ -8,10 +8,13 @@ import sys
 from collections.abc import Sequence
 
 from corral import addresses
-from corral.cli.commands import datasets, items, linking, stats, up, upload
+from corral.cli.commands import datasets, items, linking, metadata, stats, up, upload
 from corral.errors import CorralError
 
-COMMANDS = (up, datasets, upload, linking, items, stats)
+COMMANDS = (up, datasets, upload, linking, items, metadata, stats)
+# Options whose values may start with "-" ("--sort -created_at"), which argparse would
+# otherwise take for an option of their own.
+DASH_VALUE_OPTIONS = ("--sort", "--filter", "--unset")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,8 +33,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _attach_dash_values(argv: Sequence[str]) -> list[str]:
+    """["--sort", "-size"] -> ["--sort=-size"]."""
+    joined: list[str] = []
+    values = iter(argv)
+    for arg in values:
+        if arg in DASH_VALUE_OPTIONS:
+            value = next(values, None)
+            joined.append(arg if value is None else f"{arg}={value}")
+        else:
+            joined.append(arg)
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_dash_values(sys.argv[1:] if argv is None
+                                                         else argv))
     try:
         return args.handler(args)
     except CorralError as exc:

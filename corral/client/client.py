@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,6 +28,7 @@ from google.protobuf import field_mask_pb2
 
 from corral import addresses, paths
 from corral.catalog.v1 import catalog_service_pb2, catalog_service_pb2_grpc, resources_pb2
+from corral.client import filters
 from corral.client.bulk import BULK_MAX_FILE_BYTES, BulkSender, FileQueue
 from corral.client.convert import (
     DUPLICATE_POLICIES,
@@ -39,6 +40,7 @@ from corral.client.convert import (
     scalar_fields_to_dict,
 )
 from corral.client.events import Subscription
+from corral.client.filters import FilterSpec
 from corral.client.linking import LinkingMixin
 from corral.client.results import (
     DownloadResult,
@@ -225,18 +227,45 @@ class Client(LinkingMixin):
             response = self._catalog.GetItem(request, timeout=self.timeout)
         return item_to_dict(response.item)
 
-    def list_items(self, dataset: DatasetRef, dir: str = "/",
-                   recursive: bool = False) -> Iterator[ItemDict]:
-        """Folders and files in `dir` (or everything below it), ordered by filename."""
-        request = catalog_service_pb2.ListItemsRequest(
-            dataset_id=self._dataset_id(dataset), dir=dir, recursive=recursive)
+    def list_items(self, dataset: DatasetRef, dir: str = "/", recursive: bool | None = None,
+                   *, filter: FilterSpec | None = None,
+                   order_by: str | Sequence[str] | None = None) -> Iterator[ItemDict]:
+        """Folders and files in `dir` (or everything below it), ordered by filename or by
+        `order_by` ("size", "-created_at", "metadata.user.camera", or a list of keys).
+
+        `filter` narrows the listing: a Filter (corral.client.filters.field), a string such
+        as "metadata.user.camera=3", or a list of those that must all match. With a filter,
+        `recursive` defaults to True (the whole subtree of `dir` is searched)."""
+        request = self._list_request(dataset, dir, recursive, filter, order_by)
         for response in self._pages(self._catalog.ListItems, request):
             yield from (item_to_dict(item) for item in response.items)
 
+    def count_items(self, dataset: DatasetRef, dir: str = "/", recursive: bool | None = None,
+                    *, filter: FilterSpec | None = None) -> int:
+        """How many items list_items with the same arguments would yield."""
+        request = self._list_request(dataset, dir, recursive, filter, None)
+        request.page_size, request.include_total_size = 1, True
+        with _translated():
+            return self._catalog.ListItems(request, timeout=self.timeout).total_size
+
+    def _list_request(self, dataset: DatasetRef, dir: str, recursive: bool | None,
+                      filter: FilterSpec | None, order_by: str | Sequence[str] | None
+                      ) -> catalog_service_pb2.ListItemsRequest:
+        item_filter = filters.to_filter(filter)
+        request = catalog_service_pb2.ListItemsRequest(
+            dataset_id=self._dataset_id(dataset), dir=dir,
+            recursive=recursive if recursive is not None else item_filter is not None,
+            order_by=filters.to_order(order_by))
+        if item_filter is not None:
+            request.filter.CopyFrom(item_filter.to_proto())
+        return request
+
     def update_item(self, item_id: str, *, name: str | None = None, dir: str | None = None,
                     description: str | None = None,
-                    user_metadata: Mapping[str, Any] | None = None) -> ItemDict:
-        """Changes only the fields given; `user_metadata` replaces metadata.user as a whole."""
+                    user_metadata: Mapping[str, Any] | None = None,
+                    metadata_patch: Mapping[str, Any] | None = None) -> ItemDict:
+        """Changes only the fields given. `user_metadata` replaces metadata.user as a whole;
+        `metadata_patch` merges into it (RFC 7386: nested objects merge, None deletes)."""
         item = resources_pb2.Item(id=item_id)
         mask: list[str] = []
         if name is not None:
@@ -248,17 +277,42 @@ class Client(LinkingMixin):
         if description is not None:
             item.description = description
             mask.append("description")
-        if user_metadata is not None:
-            item.metadata.user.CopyFrom(dict_to_struct(dict(user_metadata), "user_metadata"))
-            mask.append("metadata.user")
+        if user_metadata is not None and metadata_patch is not None:
+            raise InvalidArgument("give either user_metadata (replace) or metadata_patch, "
+                                  "not both")
+        metadata = user_metadata if user_metadata is not None else metadata_patch
+        if metadata is not None:
+            item.metadata.user.CopyFrom(dict_to_struct(dict(metadata), "user_metadata"))
+            mask.append(_metadata_mask(replace=user_metadata is not None))
         if not mask:
             raise InvalidArgument("update_item needs at least one of name, dir, description, "
-                                  "user_metadata")
+                                  "user_metadata, metadata_patch")
         request = catalog_service_pb2.UpdateItemRequest(
             item=item, update_mask=field_mask_pb2.FieldMask(paths=mask))
         with _translated():
             response = self._catalog.UpdateItem(request, timeout=self.timeout)
         return item_to_dict(response.item)
+
+    def update_matching_items(self, dataset: DatasetRef, filter: FilterSpec, *,
+                              metadata_patch: Mapping[str, Any] | None = None,
+                              user_metadata: Mapping[str, Any] | None = None) -> int:
+        """Merges `metadata_patch` into (or replaces with `user_metadata`) metadata.user of
+        every item of the dataset matching `filter`, in one transaction; returns how many
+        items changed."""
+        if (metadata_patch is None) == (user_metadata is None):
+            raise InvalidArgument("give exactly one of metadata_patch and user_metadata")
+        item_filter = filters.to_filter(filter)
+        if item_filter is None:
+            raise InvalidArgument("filter is required (the items to update)")
+        metadata = user_metadata if user_metadata is not None else metadata_patch
+        request = catalog_service_pb2.UpdateMatchingItemsRequest(
+            dataset_id=self._dataset_id(dataset), filter=item_filter.to_proto(),
+            user_metadata=dict_to_struct(dict(metadata or {}), "user_metadata"),
+            update_mask=field_mask_pb2.FieldMask(
+                paths=[_metadata_mask(replace=user_metadata is not None)]))
+        with _translated():
+            # Thousands of rows and events in one transaction: no per-call deadline.
+            return self._catalog.UpdateMatchingItems(request).updated_items
 
     def delete_item(self, item_id: str) -> int:
         """Deletes an item (a folder with everything below it); returns how many items went."""
@@ -573,6 +627,10 @@ def _outcomes(done: queue.Queue[tuple[PlannedFile, UploadResult | BaseException]
                     for future in futures:
                         future.result()
                     raise Internal("upload workers ended without reporting every file") from None
+
+
+def _metadata_mask(replace: bool) -> str:
+    return "metadata.user" if replace else "metadata.user.*"
 
 
 def _check_on_exists(on_exists: str) -> None:

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load(CatalogConfig, sys.argv[1:] if argv is None else argv,
                   description="corral catalog service")
     setup_logging(config.log_level, config.log_format)
-    db = open_database(config.resolved_database_url())
+    db = open_database(config.resolved_database_url(), config.metadata_indexes)
     blob_store = open_blob_store(config, config.data_path)
     register = make_register(db, blob_store, config.event_poll_seconds)
     run("catalog", config.addr, register, grace=config.grace_seconds, port_file=config.port_file)

@@ -10,7 +10,7 @@ import grpc
 
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
 from services.blobstore.base import BlobStore
-from services.catalog import migrate
+from services.catalog import metadata_indexes, migrate
 from services.catalog.db import Database
 from services.catalog.notify import CommitSignal
 from services.catalog.repository import Store
@@ -21,10 +21,12 @@ from services.common.server import Cleanup, Register
 log = logging.getLogger("corral.catalog")
 
 
-def open_database(url: str) -> Database:
-    """Connects and applies the migrations (idempotent; safe with several replicas)."""
+def open_database(url: str, metadata_index_paths: str = "") -> Database:
+    """Connects, applies the migrations and creates the metadata.user indexes asked for
+    (all idempotent; safe with several replicas)."""
     db = Database(url)
     migrate.upgrade(db)
+    metadata_indexes.ensure(db, metadata_indexes.parse_paths(metadata_index_paths))
     log.info("database ready", extra={"dialect": db.engine.dialect.name,
                                       "revision": migrate.current_revision(db)})
     return db

@@ -18,6 +18,10 @@ class CatalogConfig(CommonSettings, BlobStoreSettings):
     event_poll_seconds: float = setting(
         "CORRAL_CATALOG_EVENT_POLL_SECONDS", 0.25,
         "How often Subscribe polls the database for events written by other replicas")
+    metadata_indexes: str = setting(
+        "CORRAL_CATALOG_METADATA_INDEXES", "",
+        "Comma-separated metadata.user paths to index (e.g. camera,lot.number): fast equality "
+        "and range filters on them")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

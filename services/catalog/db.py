@@ -18,6 +18,7 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
 
 from corral.errors import Aborted, Unavailable
 from services.catalog.driver import Driver
+from services.catalog.filter_sql import sqlite_regexp
 
 log = logging.getLogger("corral.catalog.db")
 
@@ -44,6 +45,8 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # The driver must not BEGIN on its own: we emit BEGIN or BEGIN IMMEDIATE ourselves.
         dbapi_conn.isolation_level = None
+        # Filters match globs with REGEXP, which SQLite leaves to the application.
+        dbapi_conn.create_function("regexp", 2, sqlite_regexp, deterministic=True)
         cursor = dbapi_conn.cursor()
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(f"PRAGMA {pragma}")
@@ -113,6 +116,9 @@ class Database:
         self.engine = create_database_engine(url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self.driver = Driver(self.engine.dialect)
+        # metadata.user paths with an expression index (see metadata_indexes.py), which
+        # filters then spell out so the index is used.
+        self.indexed_metadata: frozenset[tuple[str, ...]] = frozenset()
         # SQLite allows one writer at a time and its busy handler backs off by sleeping up to
         # 100 ms, so this process's writers queue on a lock instead (PostgreSQL: no lock).
         self._write_lock = contextlib.nullcontext() if self.is_postgres else threading.Lock()

@@ -77,3 +77,14 @@ class Raw:
     def many(self, sql: str, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             self._dbapi.cursor().executemany(self.driver.text(sql), rows)
+
+    def copy(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        """PostgreSQL's COPY FROM STDIN of rows that share their keys (the column names,
+        which come from code, never from requests)."""
+        if not rows:
+            return
+        columns = list(rows[0])
+        with self._dbapi.cursor() as cursor, cursor.copy(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[column] for column in columns])

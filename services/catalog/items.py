@@ -13,7 +13,7 @@ from typing import Any
 from corral.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from corral.paths import ancestors, check_name, join, normalize_dir, split_filename
 from services.blobstore.base import BlobStore
-from services.catalog import blobs
+from services.catalog import blobs, metadata
 from services.catalog.records import (
     CloneRequest,
     CreateItemResult,
@@ -25,7 +25,6 @@ from services.catalog.records import (
     ItemType,
     NewItem,
     Outcome,
-    Page,
 )
 from services.catalog.repository import Repository, Store
 from services.catalog.validation import (
@@ -36,14 +35,11 @@ from services.catalog.validation import (
     check_link_mimetype,
     check_request_id,
     check_sha256,
-    decode_page_token,
-    encode_page_token,
-    page_size,
     require_id,
 )
 from services.fetch.urls import check_url
 
-UPDATABLE_PATHS = ("name", "dir", "description", "metadata.user")
+UPDATABLE_PATHS = ("name", "dir", "description", metadata.REPLACE, metadata.MERGE)
 
 
 def _folder(dataset_id: str, filename: str, now: datetime) -> Item:
@@ -232,40 +228,18 @@ def _get_item_by_request(store: Store, dataset_id: str, request_id: str, filenam
     return found[0]
 
 
-def list_items(store: Store, dataset_id: str, dir_path: str = "/", recursive: bool = False,
-               requested_page_size: int = 0, page_token: str = "") -> Page[Item]:
-    require_id(dataset_id, "dataset_id")
-    dir_path = normalize_dir(dir_path or "/")
-    limit = page_size(requested_page_size)
-    after = decode_page_token(page_token)
-    if after is not None and not after.startswith("/"):
-        raise InvalidArgument("page_token is not a token from a previous response")
-    with store.read() as repo:
-        if not repo.dataset_exists(dataset_id):
-            raise NotFound(f"dataset {dataset_id} not found")
-        if dir_path != "/":
-            folder = repo.get_item_by_filename(dataset_id, dir_path)
-            if folder is None:
-                raise NotFound(f"folder {dir_path} not found in dataset {dataset_id}")
-            if folder.type != ItemType.DIR:
-                raise InvalidArgument(f"dir: {dir_path} is a file, not a folder")
-        lister = repo.list_below if recursive else repo.list_children
-        found = lister(dataset_id, dir_path, after, limit + 1)
-    page = found[:limit]
-    return Page(page, encode_page_token(page[-1].filename) if len(found) > limit else "")
-
-
 def _check_changes(changes: ItemChanges) -> None:
     require_id(changes.item_id, "item.id")
     if not changes.paths:
         raise InvalidArgument(f"update_mask must name at least one of {', '.join(UPDATABLE_PATHS)}")
+    metadata.refuse_system_paths(changes.paths)
     for path in changes.paths:
         if path not in UPDATABLE_PATHS:
             raise InvalidArgument(
                 f"update_mask path {path!r} is not one of {', '.join(UPDATABLE_PATHS)}")
     if "description" in changes.paths:
         check_description(changes.description, "item.description")
-    if "metadata.user" in changes.paths:
+    if metadata.metadata_mode(changes.paths) is not None:
         check_json_object(changes.metadata_user, "item.metadata.user")
 
 
@@ -276,6 +250,7 @@ def update_item(store: Store, changes: ItemChanges) -> Item:
     paths = changes.paths
     new_name = check_name(changes.name, "item.name") if "name" in paths else None
     new_dir = normalize_dir(changes.dir or "/", "item.dir") if "dir" in paths else None
+    metadata_mode = metadata.metadata_mode(paths)
 
     def work(repo: Repository) -> Item:
         item = repo.get_item(changes.item_id, lock=True)
@@ -295,8 +270,9 @@ def update_item(store: Store, changes: ItemChanges) -> Item:
         updated = replace(
             item, dir=dir_path, name=name, filename=filename, update_time=now,
             description=changes.description if "description" in paths else item.description,
-            metadata_user=changes.metadata_user if "metadata.user" in paths
-            else item.metadata_user)
+            metadata_user=metadata.updated_user_metadata(
+                item.metadata_user, changes.metadata_user, metadata_mode, "item.metadata.user")
+            if metadata_mode else item.metadata_user)
         repo.replace_item(updated, None, None)
         repo.append_events([(EventType.UPDATED, updated)], now)
         return updated

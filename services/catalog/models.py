@@ -66,6 +66,13 @@ class ItemRow(Base):
         Index("ix_items_dataset_request_id", "dataset_id", "request_id", unique=True),
         Index("ix_items_blob_key", "blob_key"),
         Index("ix_items_thumbnail_key", "thumbnail_key"),
+        # Revision 0003_queries: sort keys with the id tiebreaker. It also indexes
+        # (dataset_id, metadata.system.mimetype) and, on PostgreSQL, metadata_user with GIN
+        # (jsonb_path_ops): dialect-specific expressions, defined in the migration only.
+        Index("ix_items_dataset_name_id", "dataset_id", "name", "id"),
+        Index("ix_items_dataset_size_id", "dataset_id", "size", "id"),
+        Index("ix_items_dataset_create_time_id", "dataset_id", "create_time", "id"),
+        Index("ix_items_dataset_update_time_id", "dataset_id", "update_time", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

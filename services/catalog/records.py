@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
+from services.catalog.filters import Checked, SortKey
+
 T = TypeVar("T")
 
 
@@ -187,6 +189,21 @@ class ConsumerGroupState:
 class Page(Generic[T]):
     entries: list[T]
     next_page_token: str = ""
+    total_size: int | None = None
+
+
+@dataclass(frozen=True)
+class ItemQuery:
+    """One page of a listing: a folder (its children, or everything below it when
+    `recursive`), narrowed by a validated filter, in the order of `order` (filename when
+    empty), starting after the sort key values `after` of the previous page's last item."""
+    dataset_id: str
+    dir: str = "/"
+    recursive: bool = False
+    filter: Checked | None = None
+    order: tuple[SortKey, ...] = ()
+    after: tuple[Any, ...] | None = None
+    limit: int = 100
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from sqlalchemy import (
 from services.catalog.blobs import thumbnail_key
 from services.catalog.db import Database
 from services.catalog.driver import Raw
+from services.catalog.filter_sql import SortColumn, SqlBuilder, order_by_sql
+from services.catalog.filters import Checked
 from services.catalog.models import datasets, items
 from services.catalog.records import (
     ConsumerGroupState,
@@ -32,6 +34,7 @@ from services.catalog.records import (
     EventFilter,
     EventType,
     Item,
+    ItemQuery,
     ItemType,
     Outcome,
     Position,
@@ -94,6 +97,7 @@ class Repository:
         self._raw = Raw(conn, db.driver)
         # PostgreSQL's row locks; SQLite has none (BEGIN IMMEDIATE serialises its writers).
         self._pg = db.is_postgres
+        self._indexed = db.indexed_metadata
 
     def _lock(self, clause: str, wanted: bool = True) -> str:
         return clause if wanted and self._pg else ""
@@ -171,16 +175,23 @@ class Repository:
         row = self._raw.one(_ITEM_BY_REQUEST, {"dataset_id": dataset_id, "request_id": request_id})
         if row is None:
             return None
-        return _raw_item(row, self._raw), Outcome(row[_REQUEST_OUTCOME] or Outcome.CREATED)
+        return _raw_item(row, self._raw), Outcome(row[_ITEM_COLUMN_COUNT] or Outcome.CREATED)
 
     def item_types_at(self, dataset_id: str, filenames: Sequence[str]) -> dict[str, ItemType]:
         """The types of the items at `filenames`. The rows stay key-share locked, so a
         concurrent folder delete (PostgreSQL) waits and then sees what this transaction adds."""
+        if self._pg:
+            # One array parameter: a prepared statement with thousands of parameters (bulk
+            # loads) gets a generic plan that may scan the table once per listed value.
+            rows = self._raw.all(
+                "SELECT filename, type FROM items WHERE dataset_id = :dataset_id "
+                "AND filename = ANY(:filenames) FOR KEY SHARE",
+                {"dataset_id": dataset_id, "filenames": list(filenames)})
+            return {filename: ItemType(kind) for filename, kind in rows}
         params = {f"f{i}": filename for i, filename in enumerate(filenames)}
         rows = self._raw.all(
             "SELECT filename, type FROM items WHERE dataset_id = :dataset_id AND filename IN ("
-            + ", ".join(f":{key}" for key in params) + ")" + self._lock(" FOR KEY SHARE"),
-            {"dataset_id": dataset_id, **params})
+            + ", ".join(f":{key}" for key in params) + ")", {"dataset_id": dataset_id, **params})
         return {filename: ItemType(kind) for filename, kind in rows}
 
     def insert_folders(self, folders: Iterable[Item]) -> None:
@@ -188,6 +199,24 @@ class Repository:
         self._raw.many(_INSERT_ITEM + " ON CONFLICT (dataset_id, filename) DO NOTHING",
                        [{**_raw_item_values(folder, self._raw), "request_id": None,
                          "request_outcome": None} for folder in folders])
+
+    def insert_encoded_items(self, rows: Sequence[dict[str, Any]], payloads: Sequence[str],
+                             now: datetime) -> None:
+        """New items and their CREATED events, with every JSON value already encoded as text
+        (bulk loads): item rows hold the item columns but the times, which are `now`."""
+        stamp = self._raw.driver.time_in(now)
+        item_rows = [{**row, "create_time": stamp, "update_time": stamp, "request_id": None,
+                      "request_outcome": None} for row in rows]
+        event_rows = [{"type": str(EventType.CREATED), "item_id": row["id"],
+                       "dataset_id": row["dataset_id"], "payload": payload,
+                       "create_time": stamp}
+                      for row, payload in zip(rows, payloads, strict=True)]
+        if self._pg:  # COPY: one stream instead of a statement per row
+            self._raw.copy("items", item_rows)
+            self._raw.copy("events", event_rows)
+            return
+        self._raw.many(_INSERT_ITEM, item_rows)
+        self._raw.many(_INSERT_EVENT, event_rows)
 
     def insert_item(self, item: Item, request_id: str | None, outcome: Outcome | None) -> None:
         self._raw.run(_INSERT_ITEM, {**_raw_item_values(item, self._raw),
@@ -211,22 +240,100 @@ class Repository:
                        "thumbnail_key": thumbnail_key(metadata_system),
                        "update_time": driver.time_in(update_time)})
 
-    def list_children(self, dataset_id: str, dir_path: str, after: str | None,
-                      limit: int) -> list[Item]:
-        query = select(items).where(items.c.dataset_id == dataset_id, items.c.dir == dir_path)
-        if after is not None:
-            query = query.where(items.c.filename > after)
-        rows = self._conn.execute(query.order_by(items.c.filename).limit(limit)).all()
-        return [_item(row) for row in rows]
+    def _listing(self, query: ItemQuery) -> tuple[SqlBuilder, list[str]]:
+        """The builder and WHERE terms of a listing: dataset, folder scope, filter."""
+        builder = SqlBuilder(self._pg, self._indexed, self._raw.driver.time_in)
+        terms = [f"dataset_id = {builder.bind(query.dataset_id)}"]
+        if not query.recursive:
+            terms.append(f"dir = {builder.bind(query.dir)}")
+        elif query.dir != "/":  # every item is below the root: no term needed
+            low, high = _below_bounds(query.dir)
+            terms.append(f"filename > {builder.bind(low)} AND filename < {builder.bind(high)}")
+        if query.filter is not None:
+            builder.prefer_equalities(query.filter)
+            terms.append(builder.where(query.filter))
+        return builder, terms
 
-    def list_below(self, dataset_id: str, dir_path: str, after: str | None,
-                   limit: int) -> list[Item]:
-        """Everything below `dir_path`, at any depth, ordered by filename."""
-        query = select(items).where(items.c.dataset_id == dataset_id, *_below(dir_path))
-        if after is not None:
-            query = query.where(items.c.filename > after)
-        rows = self._conn.execute(query.order_by(items.c.filename).limit(limit)).all()
-        return [_item(row) for row in rows]
+    def _page_sql(self, query: ItemQuery) -> tuple[str, dict[str, Any], list[SortColumn]]:
+        builder, terms = self._listing(query)
+        columns = builder.sort_columns(query.order)
+        if query.after is not None:
+            terms.append(builder.after(columns, query.after))
+        where = " AND ".join(terms)
+        sort_matches = query.filter is not None and not self._pg and self._few_matches(
+            where, builder.params)
+        keys = ", ".join(c.sql for c in columns)
+        sql = (f"SELECT {_ITEM_COLUMNS}, {keys} FROM items WHERE {where} ORDER BY "
+               f"{order_by_sql(columns, sort_matches)} LIMIT {builder.bind(query.limit + 1)}")
+        return sql, builder.params, columns
+
+    def refresh_statistics(self) -> None:
+        """PostgreSQL: gathers the planner's statistics now, as autovacuum would later (after
+        a bulk load queries would otherwise be planned without them). SQLite: nothing. Its
+        planner without statistics picks well for these queries (the index of an equality
+        over a range), while statistics sampled with analysis_limit mislead it and a full
+        ANALYZE holds the write lock for seconds on a large catalog."""
+        if self._pg:
+            self._raw.run("ANALYZE items")
+
+    def _few_matches(self, where: str, params: dict[str, Any]) -> bool:
+        """SQLite only. Its planner likes to walk an index in the sort order and test every
+        row against the filter, which scans the whole dataset when matches are rare; given
+        few matches, finding them through the filter's own index and sorting them is far
+        cheaper. PostgreSQL decides this itself from its column statistics."""
+        row = self._raw.one(f"SELECT count(*) FROM (SELECT 1 FROM items WHERE {where} "
+                            f"LIMIT {_FEW_MATCHES})", params)
+        return row is not None and row[0] < _FEW_MATCHES
+
+    def query_items(self, query: ItemQuery) -> tuple[list[Item], tuple[Any, ...] | None]:
+        """One page of a listing, and, when more items follow, the sort key values of the
+        page's last item (JSON values for the page token; times as ISO 8601 strings)."""
+        sql, params, columns = self._page_sql(query)
+        rows = self._raw.all(sql, params)
+        page = [_raw_item(row, self._raw) for row in rows[:query.limit]]
+        if len(rows) <= query.limit:
+            return page, None
+        last = rows[query.limit - 1][_ITEM_COLUMN_COUNT:]
+        return page, tuple(self._key_out(c.kind, v) for c, v in zip(columns, last, strict=True))
+
+    def explain_items(self, query: ItemQuery) -> str:
+        """The database's plan for one page of a listing (tests and benchmarks check that
+        the indexes are used)."""
+        sql, params, _columns = self._page_sql(query)
+        prefix = "EXPLAIN " if self._pg else "EXPLAIN QUERY PLAN "
+        return "\n".join(str(row[-1]) for row in self._raw.all(prefix + sql, params))
+
+    def _key_out(self, kind: str, value: Any) -> Any:
+        if kind == "time":
+            return _utc(self._raw.driver.time_out(value)).isoformat()
+        return value
+
+    def count_items(self, query: ItemQuery) -> int:
+        builder, terms = self._listing(query)
+        row = self._raw.one(f"SELECT count(*) FROM items WHERE {' AND '.join(terms)}",
+                            builder.params)
+        assert row is not None
+        return row[0]
+
+    def matching_items(self, dataset_id: str, where: Checked, after_id: str,
+                       limit: int) -> list[Item]:
+        """The next `limit` items (by id) of the dataset that match `where`; locked on
+        PostgreSQL until commit."""
+        builder = SqlBuilder(self._pg, self._indexed, self._raw.driver.time_in)
+        rows = self._raw.all(
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE dataset_id = {builder.bind(dataset_id)} "
+            f"AND id > {builder.bind(after_id)} AND {builder.where(where)} "
+            f"ORDER BY id LIMIT {builder.bind(limit)}" + self._lock(" FOR UPDATE"),
+            builder.params)
+        return [_raw_item(row, self._raw) for row in rows]
+
+    def set_user_metadata(self, changed: Sequence[Item]) -> None:
+        """Writes metadata_user and update_time of each item, in one batch."""
+        driver = self._raw.driver
+        self._raw.many("UPDATE items SET metadata_user = :metadata_user, "
+                       "update_time = :update_time WHERE id = :id",
+                       [{"id": item.id, "metadata_user": driver.json_in(item.metadata_user),
+                         "update_time": driver.time_in(item.update_time)} for item in changed])
 
     def subtree(self, dataset_id: str, filename: str) -> list[Item]:
         """The item at `filename` and, for a folder, everything below it."""
@@ -262,8 +369,7 @@ class Repository:
         driver = self._raw.driver
         created = driver.time_in(now)
         self._raw.many(
-            "INSERT INTO events (type, item_id, dataset_id, payload, create_time) "
-            "VALUES (:type, :item_id, :dataset_id, :payload, :create_time)",
+            _INSERT_EVENT,
             [{"type": str(kind), "item_id": item.id, "dataset_id": item.dataset_id,
               "payload": driver.json_in(item.to_payload()), "create_time": created}
              for kind, item in entries])
@@ -351,7 +457,9 @@ _PG_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 _ITEM_COLUMNS = ("id, dataset_id, dir, name, filename, type, size, sha256, blob_key, "
                  "description, metadata_system, metadata_user, create_time, update_time, "
                  "link_url, link_mimetype")
-_REQUEST_OUTCOME = len(_ITEM_COLUMNS.split(", "))
+# Below this many matches SQLite sorts them rather than walk an index in sort order.
+_FEW_MATCHES = 1000
+_ITEM_COLUMN_COUNT = len(_ITEM_COLUMNS.split(", "))
 _ITEM_BY_ID = f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = :id"
 _ITEM_BY_FILENAME = (f"SELECT {_ITEM_COLUMNS} FROM items "
                      "WHERE dataset_id = :dataset_id AND filename = :filename")
@@ -361,6 +469,8 @@ _INSERT_ITEM = (f"INSERT INTO items ({_ITEM_COLUMNS}, thumbnail_key, request_id,
                 "request_outcome) VALUES ("
                 + ", ".join(f":{c}" for c in _ITEM_COLUMNS.split(", "))
                 + ", :thumbnail_key, :request_id, :request_outcome)")
+_INSERT_EVENT = ("INSERT INTO events (type, item_id, dataset_id, payload, create_time) "
+                 "VALUES (:type, :item_id, :dataset_id, :payload, :create_time)")
 _ADVANCE_GROUP = ("UPDATE consumer_groups SET committed_txid = :txid, committed_seq = :seq, "
                   "update_time = :now WHERE name = :name "
                   "AND (committed_txid, committed_seq) < (:txid, :seq)")
@@ -368,12 +478,18 @@ _INSERT_GROUP = ("INSERT INTO consumer_groups (name, committed_txid, committed_s
                  "VALUES (:name, :txid, :seq, :now) ON CONFLICT (name) DO NOTHING")
 
 
-def _below(dir_path: str) -> tuple[Any, Any]:
-    """A filename range holding everything under `dir_path`: '/' sorts right before '0', so
-    "/a/..." lies strictly between "/a/" and "/a0". Never LIKE, which user text could steer."""
+def _below_bounds(dir_path: str) -> tuple[str, str]:
+    """Exclusive filename bounds of everything under `dir_path`: '/' sorts right before '0',
+    so "/a/..." lies strictly between "/a/" and "/a0". Never LIKE, which user text could
+    steer."""
     if dir_path == "/":
-        return items.c.filename > "/", items.c.filename < "0"
-    return items.c.filename > dir_path + "/", items.c.filename < dir_path + "0"
+        return "/", "0"
+    return dir_path + "/", dir_path + "0"
+
+
+def _below(dir_path: str) -> tuple[Any, Any]:
+    low, high = _below_bounds(dir_path)
+    return items.c.filename > low, items.c.filename < high
 
 
 class Store:

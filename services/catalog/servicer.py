@@ -13,7 +13,16 @@ from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
 from corral.errors import CorralError
 from services.blobstore.base import BlobStore
-from services.catalog import batch, blobs, convert, datasets, events, items
+from services.catalog import (
+    batch,
+    blobs,
+    convert,
+    datasets,
+    events,
+    filter_convert,
+    items,
+    queries,
+)
 from services.catalog.notify import CommitSignal
 from services.catalog.repository import Store
 from services.catalog.writer import BatchWriter
@@ -92,11 +101,14 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
 
     async def ListItems(self, request: api.ListItemsRequest,
                         context: grpc.aio.ServicerContext) -> api.ListItemsResponse:
-        page = await asyncio.to_thread(items.list_items, self._store, request.dataset_id,
-                                       request.dir, request.recursive, request.page_size,
-                                       request.page_token)
+        page = await asyncio.to_thread(
+            queries.list_items, self._store, request.dataset_id, request.dir,
+            request.recursive, request.page_size, request.page_token,
+            filter_convert.filter_in(request.filter), filter_convert.order_in(request.order_by),
+            request.include_total_size)
         return api.ListItemsResponse(items=[convert.item_to_proto(i) for i in page.entries],
-                                     next_page_token=page.next_page_token)
+                                     next_page_token=page.next_page_token,
+                                     total_size=page.total_size)
 
     async def UpdateItem(self, request: api.UpdateItemRequest,
                          context: grpc.aio.ServicerContext) -> api.UpdateItemResponse:
@@ -143,3 +155,13 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
             committed_cursor=events.format_cursor(state.committed) if state.committed else "",
             head_cursor=events.format_cursor(state.head) if state.head else "",
             pending_events=state.pending_events)
+
+    async def UpdateMatchingItems(
+            self, request: api.UpdateMatchingItemsRequest,
+            context: grpc.aio.ServicerContext) -> api.UpdateMatchingItemsResponse:
+        updated = await asyncio.to_thread(
+            queries.update_matching_items, self._store, request.dataset_id,
+            filter_convert.filter_in(request.filter),
+            convert.struct_in(request.user_metadata, "user_metadata"),
+            list(request.update_mask.paths))
+        return api.UpdateMatchingItemsResponse(updated_items=updated)

@@ -21,6 +21,8 @@ MAX_METADATA_BYTES = 1024 * 1024
 # PostgreSQL btree entries are limited to ~2700 bytes; (dataset_id, dir, filename) must fit.
 MAX_FILENAME_BYTES = 1024
 
+BAD_TOKEN = "page_token is not a token from a previous response to this same query"
+
 _ID = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -118,19 +120,24 @@ def _holds_nul(value: Any) -> bool:
 
 def check_json_object(value: Any, field: str) -> dict[str, Any]:
     """A JSON object both databases can store: finite numbers, no NUL, at most 1 MiB."""
+    json_object_text(value, field)
+    return value
+
+
+def json_object_text(value: Any, field: str) -> str:
+    """check_json_object, returning the object's JSON text (what the JSON columns store)."""
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} must be a JSON object")
-    if not value:
-        return value
     try:
         text = json.dumps(value, allow_nan=False)
     except ValueError as exc:
         raise InvalidArgument(f"{field} must hold finite numbers only: {exc}") from exc
-    if _holds_nul(value):  # PostgreSQL jsonb cannot hold \u0000
+    # NUL is always written as \u0000 in the text, so its absence there rules it out cheaply.
+    if "\\u0000" in text and _holds_nul(value):  # PostgreSQL jsonb cannot hold \u0000
         raise InvalidArgument(f"{field} must not contain NUL characters")
     if len(text) > MAX_METADATA_BYTES:
         raise InvalidArgument(f"{field} is larger than {MAX_METADATA_BYTES} bytes as JSON")
-    return value
+    return text
 
 
 def page_size(requested: int, field: str = "page_size") -> int:

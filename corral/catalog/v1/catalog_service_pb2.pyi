@@ -1,3 +1,4 @@
+from corral.catalog.v1 import filters_pb2 as _filters_pb2
 from corral.catalog.v1 import resources_pb2 as _resources_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
@@ -182,26 +183,34 @@ class GetItemResponse(_message.Message):
     def __init__(self, item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ...) -> None: ...
 
 class ListItemsRequest(_message.Message):
-    __slots__ = ("dataset_id", "dir", "recursive", "page_size", "page_token")
+    __slots__ = ("dataset_id", "dir", "recursive", "page_size", "page_token", "filter", "order_by", "include_total_size")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     DIR_FIELD_NUMBER: _ClassVar[int]
     RECURSIVE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BY_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     dir: str
     recursive: bool
     page_size: int
     page_token: str
-    def __init__(self, dataset_id: _Optional[str] = ..., dir: _Optional[str] = ..., recursive: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    filter: _filters_pb2.ItemFilter
+    order_by: _containers.RepeatedCompositeFieldContainer[_filters_pb2.ItemOrder]
+    include_total_size: bool
+    def __init__(self, dataset_id: _Optional[str] = ..., dir: _Optional[str] = ..., recursive: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[_Union[_filters_pb2.ItemFilter, _Mapping]] = ..., order_by: _Optional[_Iterable[_Union[_filters_pb2.ItemOrder, _Mapping]]] = ..., include_total_size: _Optional[bool] = ...) -> None: ...
 
 class ListItemsResponse(_message.Message):
-    __slots__ = ("items", "next_page_token")
+    __slots__ = ("items", "next_page_token", "total_size")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Item]
     next_page_token: str
-    def __init__(self, items: _Optional[_Iterable[_Union[_resources_pb2.Item, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    total_size: int
+    def __init__(self, items: _Optional[_Iterable[_Union[_resources_pb2.Item, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
 
 class UpdateItemRequest(_message.Message):
     __slots__ = ("item", "update_mask")
@@ -296,3 +305,21 @@ class GetConsumerGroupResponse(_message.Message):
     head_cursor: str
     pending_events: int
     def __init__(self, consumer_group: _Optional[str] = ..., committed_cursor: _Optional[str] = ..., head_cursor: _Optional[str] = ..., pending_events: _Optional[int] = ...) -> None: ...
+
+class UpdateMatchingItemsRequest(_message.Message):
+    __slots__ = ("dataset_id", "filter", "user_metadata", "update_mask")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    USER_METADATA_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    filter: _filters_pb2.ItemFilter
+    user_metadata: _struct_pb2.Struct
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, dataset_id: _Optional[str] = ..., filter: _Optional[_Union[_filters_pb2.ItemFilter, _Mapping]] = ..., user_metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateMatchingItemsResponse(_message.Message):
+    __slots__ = ("updated_items",)
+    UPDATED_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    updated_items: int
+    def __init__(self, updated_items: _Optional[int] = ...) -> None: ...

@@ -110,6 +110,11 @@ class CatalogServiceStub:
                 request_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.GetConsumerGroupRequest.SerializeToString,
                 response_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.GetConsumerGroupResponse.FromString,
                 _registered_method=True)
+        self.UpdateMatchingItems = channel.unary_unary(
+                '/corral.catalog.v1.CatalogService/UpdateMatchingItems',
+                request_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateMatchingItemsRequest.SerializeToString,
+                response_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateMatchingItemsResponse.FromString,
+                _registered_method=True)
 
 
 class CatalogServiceServicer:
@@ -174,7 +179,8 @@ class CatalogServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListItems(self, request, context):
-        """Lists a folder, recursively or not, ordered by filename.
+        """Lists a folder, recursively or not, ordered by filename unless order_by says otherwise;
+        an optional filter narrows the listing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -218,6 +224,14 @@ class CatalogServiceServicer:
 
     def GetConsumerGroup(self, request, context):
         """The committed cursor of a consumer group, the head of the stream, and the lag between.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMatchingItems(self, request, context):
+        """Updates metadata.user of every item of a dataset that matches a filter, in one
+        transaction, writing an UPDATED event per item; answers with the count.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -300,6 +314,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.GetConsumerGroup,
                     request_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.GetConsumerGroupRequest.FromString,
                     response_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.GetConsumerGroupResponse.SerializeToString,
+            ),
+            'UpdateMatchingItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMatchingItems,
+                    request_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateMatchingItemsRequest.FromString,
+                    response_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateMatchingItemsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -708,6 +727,33 @@ class CatalogService:
             '/corral.catalog.v1.CatalogService/GetConsumerGroup',
             corral_dot_catalog_dot_v1_dot_catalog__service__pb2.GetConsumerGroupRequest.SerializeToString,
             corral_dot_catalog_dot_v1_dot_catalog__service__pb2.GetConsumerGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMatchingItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.catalog.v1.CatalogService/UpdateMatchingItems',
+            corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateMatchingItemsRequest.SerializeToString,
+            corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateMatchingItemsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,6 +11,12 @@ from corral.cli.common import open_client, print_json, remote_dir_arg, resolve_i
 from corral.client import ItemDict
 
 ITEM_HELP = "an item id, or DATASET:/path/to/file"
+FILTER_HELP = (
+    "only items matching COND (repeat: all must match): FIELD OP VALUE with OP one of "
+    "= != > >= < <= ~ (glob: * ? **), FIELD? (exists), !FIELD? (absent); VALUE is JSON when "
+    "it parses as JSON, a string otherwise; =[a,b] is 'in'; 'A | B' matches either. FIELD: "
+    "name dir filename type mimetype size created_at updated_at metadata.user.KEY "
+    "metadata.system.KEY. Example: --filter metadata.user.camera=3 --filter 'name~*.jpg'")
 THUMBNAIL_EXTENSIONS = {"image/jpeg": ".jpg", "image/webp": ".webp", "image/png": ".png"}
 
 
@@ -19,7 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls.add_argument("dataset", help="dataset name or id")
     ls.add_argument("--dir", type=remote_dir_arg, default="/", help="folder to list (/)")
     ls.add_argument("-r", "--recursive", action="store_true",
-                    help="everything below the folder")
+                    help="everything below the folder (implied by --filter)")
+    ls.add_argument("--filter", action="append", default=[], metavar="COND",
+                    help=FILTER_HELP)
+    ls.add_argument("--sort", action="append", default=[], metavar="[-]FIELD",
+                    help="order by a filter field, '-' for descending (repeat for ties); "
+                         "filename by default")
+    ls.add_argument("--count", action="store_true",
+                    help="print how many items match instead of listing them")
     ls.add_argument("--json", action="store_true", help="print the items as a JSON array")
     ls.set_defaults(handler=list_items)
 
@@ -38,13 +51,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def list_items(args: argparse.Namespace) -> int:
+    recursive = args.recursive or bool(args.filter)
+    item_filter = args.filter or None
     with open_client(args) as client:
-        items = list(client.list_items(args.dataset, args.dir, recursive=args.recursive))
+        if args.count:
+            count = client.count_items(args.dataset, args.dir, recursive, filter=item_filter)
+            print_json({"count": count}) if args.json else print(count)
+            return 0
+        items = list(client.list_items(args.dataset, args.dir, recursive=recursive,
+                                       filter=item_filter, order_by=args.sort or None))
     if args.json:
         print_json(items)
         return 0
     for item in items:
-        shown = item["filename"] if args.recursive else item["name"]
+        shown = item["filename"] if recursive else item["name"]
         if item["type"] == "dir":
             print(f"{item['id']}  {'-':>12}  {shown}/")
         elif item["type"] == "link":

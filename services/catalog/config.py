@@ -18,6 +18,13 @@ class CatalogConfig(CommonSettings, BlobStoreSettings):
     event_poll_seconds: float = setting(
         "CORRAL_CATALOG_EVENT_POLL_SECONDS", 0.25,
         "How often Subscribe polls the database for events written by other replicas")
+    event_retention_seconds: float = setting(
+        "CORRAL_CATALOG_EVENT_RETENTION_SECONDS", 7 * 24 * 3600.0,
+        "Events older than this are deleted; a cursor older than the retention answers "
+        "OUT_OF_RANGE (0: keep every event)")
+    event_retention_sweep_seconds: float = setting(
+        "CORRAL_CATALOG_EVENT_RETENTION_SWEEP_SECONDS", 60.0,
+        "How often the catalog deletes events past the retention")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -48,7 +48,8 @@ def test_two_replicas_lease_each_event_once(pg_database_factory, service_factory
                  "every event delivered")
         states = [wait_for(lambda stub=stub: (s := stub.GetConsumerGroup(
             api.GetConsumerGroupRequest(consumer_group="shared"), timeout=10))
-            .leased_events == 0 and s, 30, "every lease acknowledged") for stub in stubs]
+            .pending_events == 0 and s.leased_events == 0 and s, 30,
+            "every event acknowledged") for stub in stubs]
     finally:
         for member in members:
             member.stop()

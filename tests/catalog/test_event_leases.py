@@ -12,6 +12,7 @@ from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import resources_pb2 as res
 from services.catalog.events import parse_cursor
 from tests.catalog.conftest import create_item, expect_error, new_dataset
+from tests.catalog.conftest import take_responses as take
 
 CREATED = res.EVENT_TYPE_CREATED
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -24,24 +25,6 @@ def leased(group: str, dataset_id: str, subscriber: str = "", lease_seconds: int
                                 event_types=[CREATED], lease_seconds=lease_seconds,
                                 max_in_flight=max_in_flight,
                                 subscriber_id=subscriber or uuid.uuid4().hex[:12])
-
-
-def take(stub, request: api.SubscribeRequest, count: int,
-         timeout: float = 10.0) -> list[api.SubscribeResponse]:
-    """Up to `count` deliveries (fewer if `timeout` passes first)."""
-    call = stub.Subscribe(request, timeout=timeout)
-    received: list[api.SubscribeResponse] = []
-    try:
-        for response in call:
-            received.append(response)
-            if len(received) == count:
-                break
-    except grpc.RpcError as exc:
-        if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise
-    finally:
-        call.cancel()
-    return received
 
 
 def fill(stub, count: int) -> tuple[str, list[str]]:

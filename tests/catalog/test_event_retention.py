@@ -20,7 +20,8 @@ from tests.catalog.conftest import (
     new_dataset,
     take_events,
 )
-from tests.catalog.test_event_leases import leased, take
+from tests.catalog.conftest import take_responses as take
+from tests.catalog.test_event_leases import leased
 
 OUT_OF_RANGE = grpc.StatusCode.OUT_OF_RANGE
 LATER = timedelta(hours=1)

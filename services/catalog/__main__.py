@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from services.blobstore import open_blob_store
-from services.catalog.app import make_register, open_database
+from services.catalog.app import RetentionPolicy, make_register, open_database
 from services.catalog.config import CatalogConfig
 from services.common.config import load
 from services.common.logs import setup_logging
@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(config.log_level, config.log_format)
     db = open_database(config.resolved_database_url(), config.metadata_indexes)
     blob_store = open_blob_store(config, config.data_path)
-    register = make_register(db, blob_store, config.event_poll_seconds)
+    register = make_register(db, blob_store, config.event_poll_seconds,
+                             RetentionPolicy(config.event_retention_seconds,
+                                             config.event_retention_sweep_seconds))
     run("catalog", config.addr, register, grace=config.grace_seconds, port_file=config.port_file)
 
 

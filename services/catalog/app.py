@@ -4,13 +4,15 @@ services.common.server (used by __main__ and by in-process tests)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from dataclasses import dataclass
 
 import grpc
 
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
 from services.blobstore.base import BlobStore
-from services.catalog import metadata_indexes, migrate
+from services.catalog import metadata_indexes, migrate, retention
 from services.catalog.db import Database
 from services.catalog.notify import CommitSignal
 from services.catalog.repository import Store
@@ -32,8 +34,16 @@ def open_database(url: str, metadata_index_paths: str = "") -> Database:
     return db
 
 
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """Events older than `seconds` are deleted every `sweep_seconds`; 0 seconds keeps all."""
+    seconds: float = 0.0
+    sweep_seconds: float = 60.0
+
+
 def make_register(db: Database, blob_store: BlobStore | None,
-                  poll_seconds: float = 0.25) -> Register:
+                  poll_seconds: float = 0.25,
+                  event_retention: RetentionPolicy = RetentionPolicy()) -> Register:
     async def register(server: grpc.aio.Server) -> tuple[list[str], Cleanup, Cleanup]:
         signal = CommitSignal(asyncio.get_running_loop())
         store = Store(db, on_commit=signal.notify_threadsafe)
@@ -41,7 +51,16 @@ def make_register(db: Database, blob_store: BlobStore | None,
         api_grpc.add_CatalogServiceServicer_to_server(
             CatalogServicer(store, writer, blob_store, signal, poll_seconds), server)
 
+        sweeper = None
+        if event_retention.seconds > 0:
+            sweeper = asyncio.create_task(retention.run_periodically(
+                store, event_retention.seconds, event_retention.sweep_seconds))
+
         async def cleanup() -> None:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             await asyncio.to_thread(writer.stop)
             await asyncio.to_thread(db.dispose)
 

@@ -22,6 +22,13 @@ class CatalogConfig(CommonSettings, BlobStoreSettings):
         "CORRAL_CATALOG_METADATA_INDEXES", "",
         "Comma-separated metadata.user paths to index (e.g. camera,lot.number): fast equality "
         "and range filters on them")
+    event_retention_seconds: float = setting(
+        "CORRAL_CATALOG_EVENT_RETENTION_SECONDS", 7 * 24 * 3600.0,
+        "Events older than this are deleted; a cursor older than the retention answers "
+        "OUT_OF_RANGE (0: keep every event)")
+    event_retention_sweep_seconds: float = setting(
+        "CORRAL_CATALOG_EVENT_RETENTION_SWEEP_SECONDS", 60.0,
+        "How often the catalog deletes events past the retention")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -13,6 +13,7 @@ from corral.catalog.v1 import resources_pb2 as res
 from corral.errors import CorralError, InvalidArgument
 from corral.structs import dict_to_struct, struct_to_dict
 from services.catalog.events import format_cursor
+from services.catalog.leases import LeasedEvent
 from services.catalog.records import (
     CloneRequest,
     CreateItemResult,
@@ -141,3 +142,17 @@ def event_filter(request: api.SubscribeRequest) -> EventFilter:
 
 def start_position(value: int) -> StartPosition:
     return _enum_in(START_POSITIONS, value, "start_position")
+
+
+def lease_time(expire_ms: int) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromMilliseconds(expire_ms)
+    return stamp
+
+
+def leased_event_to_proto(leased: LeasedEvent) -> api.SubscribeResponse:
+    return api.SubscribeResponse(
+        event=event_to_proto(leased.event),
+        lease=api.EventLease(subscriber_id=leased.subscriber_id,
+                             expire_time=lease_time(leased.expire_ms),
+                             delivery_attempt=leased.attempt))

@@ -14,7 +14,8 @@ import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
-from corral.errors import InvalidArgument
+from corral.errors import InvalidArgument, OutOfRange
+from services.catalog.lease_repository import LeaseRepository
 from services.catalog.notify import CommitSignal
 from services.catalog.records import (
     ConsumerGroupState,
@@ -65,12 +66,16 @@ def start_position(store: Store, consumer_group: str = "", start_cursor: str = "
     """After start_cursor, else after the group's committed cursor, else `where`."""
     if consumer_group:
         check_group_name(consumer_group)
-    if start_cursor:
-        return parse_cursor(start_cursor, "start_cursor")
     with store.read() as repo:
+        if start_cursor:
+            position = parse_cursor(start_cursor, "start_cursor")
+            require_retained(repo, position, "start_cursor")
+            return position
         if consumer_group:
             committed = repo.get_consumer_group(consumer_group)
             if committed is not None:
+                require_retained(repo, committed,
+                                 f"consumer group {consumer_group!r} committed cursor")
                 return committed
         if where == StartPosition.LATEST:
             return repo.head_position() or ORIGIN
@@ -119,3 +124,14 @@ def consumer_group_state(store: Store, consumer_group: str) -> ConsumerGroupStat
     check_group_name(consumer_group)
     with store.read() as repo:
         return repo.consumer_group_state(consumer_group)
+
+
+def require_retained(repo: Repository, position: Position, what: str) -> None:
+    """OUT_OF_RANGE when retention deleted events after `position`: resuming there would
+    silently skip them."""
+    trimmed = LeaseRepository(repo).trimmed_through()
+    if trimmed is not None and position < trimmed:
+        raise OutOfRange(
+            f"{what} {format_cursor(position)} is older than the event retention (events "
+            f"through {format_cursor(trimmed)} were deleted): start again from start_position, "
+            "or acknowledge a newer cursor for the group")

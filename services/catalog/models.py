@@ -130,3 +130,50 @@ datasets = DatasetRow.__table__
 items = ItemRow.__table__
 events = EventRow.__table__
 consumer_groups = ConsumerGroupRow.__table__
+
+
+class LeasedGroupRow(Base):
+    """A consumer group whose subscribers share its events through leases (see leases.py)."""
+    __tablename__ = "leased_groups"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # The group's filter: comma-separated event types ("" = all) and dataset ("" = all).
+    event_types: Mapped[str] = mapped_column(String(64), server_default="")
+    dataset_id: Mapped[str] = mapped_column(String(32), server_default="")
+    # Every event up to here has a lease row or was acknowledged (or did not match).
+    frontier_txid: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    frontier_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class EventLeaseRow(Base):
+    """An event of a leased group not yet acknowledged: pending (no owner, expire 0) or leased
+    to `owner` until `lease_expire_ms`. Acknowledging deletes the row."""
+    __tablename__ = "event_leases"
+    __table_args__ = (
+        Index("ix_event_leases_group_txid_seq", "group_name", "txid", "seq"),
+        Index("ix_event_leases_group_owner", "group_name", "owner"),
+    )
+
+    group_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    txid: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    owner: Mapped[str] = mapped_column(String(128), server_default="")
+    # Milliseconds since the epoch: compares the same way on both databases.
+    lease_expire_ms: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class EventRetentionRow(Base):
+    """One row: the newest event position retention deleted; cursors before it are gone."""
+    __tablename__ = "event_retention"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trimmed_txid: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    trimmed_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    update_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+leased_groups = LeasedGroupRow.__table__
+event_leases = EventLeaseRow.__table__
+event_retention = EventRetentionRow.__table__

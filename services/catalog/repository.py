@@ -449,6 +449,22 @@ class Repository:
         return ConsumerGroupState(name=name, committed=committed, head=head,
                                   pending_events=pending)
 
+    # For the statements of other modules (lease_repository.py) on this transaction.
+    @property
+    def raw(self) -> Raw:
+        return self._raw
+
+    @property
+    def is_postgres(self) -> bool:
+        return self._pg
+
+    def deliverable_after(self, position: Position) -> tuple[str, dict[str, Any]]:
+        return self._where_after(position)
+
+    def event_from_row(self, row: Sequence[Any]) -> Event:
+        """A row of (seq, txid, type, item_id, dataset_id, payload, create_time)."""
+        return self._event(row)
+
 
 # The hot path's statements (plain SQL on the driver connection, see driver.py).
 # Every transaction with a smaller id has finished (committed or rolled back), so events

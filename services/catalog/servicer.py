@@ -21,9 +21,11 @@ from services.catalog import (
     events,
     filter_convert,
     items,
+    leases,
     queries,
 )
 from services.catalog.notify import CommitSignal
+from services.catalog.records import EventFilter
 from services.catalog.repository import Store
 from services.catalog.writer import BatchWriter
 
@@ -134,6 +136,10 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
     async def Subscribe(self, request: api.SubscribeRequest,
                         context: grpc.aio.ServicerContext) -> AsyncIterator[api.SubscribeResponse]:
         event_filter = convert.event_filter(request)
+        if request.lease_seconds:
+            async for response in self._subscribe_leased(request, event_filter):
+                yield response
+            return
         start = await asyncio.to_thread(
             events.start_position, self._store, request.consumer_group, request.start_cursor,
             convert.start_position(request.start_position))
@@ -143,18 +149,19 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
 
     async def AckEvents(self, request: api.AckEventsRequest,
                         context: grpc.aio.ServicerContext) -> api.AckEventsResponse:
-        committed = await self._writer.write(events.ack(request.consumer_group, request.cursor))
+        committed = await self._writer.write(leases.ack(
+            request.consumer_group, request.cursor, request.event_cursors))
         return api.AckEventsResponse(committed_cursor=events.format_cursor(committed))
 
     async def GetConsumerGroup(self, request: api.GetConsumerGroupRequest,
                                context: grpc.aio.ServicerContext) -> api.GetConsumerGroupResponse:
-        state = await asyncio.to_thread(events.consumer_group_state, self._store,
-                                        request.consumer_group)
+        state, leased = await asyncio.to_thread(leases.consumer_group_state, self._store,
+                                                request.consumer_group)
         return api.GetConsumerGroupResponse(
             consumer_group=state.name,
             committed_cursor=events.format_cursor(state.committed) if state.committed else "",
             head_cursor=events.format_cursor(state.head) if state.head else "",
-            pending_events=state.pending_events)
+            pending_events=state.pending_events, leased_events=leased)
 
     async def UpdateMatchingItems(
             self, request: api.UpdateMatchingItemsRequest,
@@ -165,3 +172,26 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
             convert.struct_in(request.user_metadata, "user_metadata"),
             list(request.update_mask.paths))
         return api.UpdateMatchingItemsResponse(updated_items=updated)
+
+    async def ExtendEventLeases(
+            self, request: api.ExtendEventLeasesRequest,
+            context: grpc.aio.ServicerContext) -> api.ExtendEventLeasesResponse:
+        work = leases.extend(request.consumer_group, request.subscriber_id,
+                             request.event_cursors, request.lease_seconds)
+        held, expire_ms = await asyncio.to_thread(leases.write_quietly, self._store, work)
+        if not expire_ms:
+            self._signal.notify()  # given back: claimable by the group's subscribers now
+        return api.ExtendEventLeasesResponse(
+            extended_cursors=[events.format_cursor(position) for position in held],
+            expire_time=convert.lease_time(expire_ms) if expire_ms else None)
+
+    async def _subscribe_leased(self, request: api.SubscribeRequest, event_filter: EventFilter
+                                ) -> AsyncIterator[api.SubscribeResponse]:
+        lease_request = leases.lease_request(
+            request.consumer_group, request.subscriber_id, request.lease_seconds,
+            request.max_in_flight, event_filter, request.start_cursor)
+        stream = leases.subscribe(self._store, self._signal, lease_request,
+                                  convert.start_position(request.start_position),
+                                  self._poll_seconds)
+        async for leased in stream:
+            yield convert.leased_event_to_proto(leased)

@@ -2,7 +2,8 @@
 
 Subscribes to the catalog's CREATED events, writes file info and thumbnails back, and serves
 GetStats. On SIGTERM: stop taking events, let in-flight items finish within the grace
-period, abandon the rest unacked, commit progress, stop the decoding processes.
+period, give the rest back to the consumer group, acknowledge what finished, stop the decoding
+processes.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     async def register(server: grpc.aio.Server):
         catalog = GrpcCatalog(config.catalog_addr)
         processor = ItemProcessor(catalog, pool, store, config.max_attempts)
-        worker = Worker(catalog, processor, config.consumer_group, config.max_in_flight)
+        worker = Worker(catalog, processor, config.consumer_group, config.max_in_flight,
+                        config.lease_seconds)
         pb_grpc.add_PreprocessServiceServicer_to_server(PreprocessServicer(worker), server)
         worker.start()
         log.info("worker started", extra={"catalog": config.catalog_addr,

@@ -50,6 +50,18 @@ class ItemEvent:
     # since the epoch by the catalog's clock (0.0 if unknown).
     item: CatalogItem | None = None
     create_time: float = 0.0
+    # 1 on the first delivery to the group; more after a lease expired unacknowledged, when
+    # another worker may have handled it already.
+    delivery_attempt: int = 1
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    """How a worker subscribes to its leased consumer group."""
+    consumer_group: str
+    subscriber_id: str
+    lease_seconds: int
+    max_in_flight: int
 
 
 @dataclass(frozen=True)
@@ -62,10 +74,10 @@ class ConsumerGroupState:
 class Catalog(Protocol):
     """Raises corral.errors.CorralError subclasses (NotFound, FailedPrecondition, Unavailable)."""
 
-    def subscribe_created(self, consumer_group: str, start_cursor: str,
-                          on_connected: Callable[[], None]) -> AsyncIterator[ItemEvent]:
-        """CREATED events after `start_cursor`, or after the group's committed cursor;
-        `on_connected()` is called once the stream is open."""
+    def subscribe_leased(self, lease: LeaseSettings,
+                         on_connected: Callable[[], None]) -> AsyncIterator[ItemEvent]:
+        """CREATED events leased to this subscriber of the group; `on_connected()` is called
+        once the stream is open."""
         ...
 
     async def get_item(self, item_id: str) -> CatalogItem: ...
@@ -73,7 +85,14 @@ class Catalog(Protocol):
     async def update_system_metadata(self, item_id: str, system: dict[str, Any],
                                      expected_blob_key: str) -> None: ...
 
-    async def ack_events(self, consumer_group: str, cursor: str) -> str: ...
+    async def ack_event_cursors(self, consumer_group: str, cursors: list[str]) -> str:
+        """Acknowledges these events; returns the group's committed cursor."""
+        ...
+
+    async def extend_leases(self, lease: LeaseSettings, cursors: list[str],
+                            lease_seconds: int) -> list[str]:
+        """Extends the leases (0: gives them back); returns the cursors still held."""
+        ...
 
     async def get_consumer_group(self, consumer_group: str) -> ConsumerGroupState: ...
 

@@ -13,7 +13,12 @@ from corral.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from corral.catalog.v1 import resources_pb2
 from corral.rpc import CHANNEL_OPTIONS, translate
 from corral.structs import struct_to_dict
-from services.preprocess.catalog import CatalogItem, ConsumerGroupState, ItemEvent
+from services.preprocess.catalog import (
+    CatalogItem,
+    ConsumerGroupState,
+    ItemEvent,
+    LeaseSettings,
+)
 
 # Unary calls; the Subscribe stream has none, it lives until cancelled.
 CALL_TIMEOUT_SECONDS = 30.0
@@ -41,11 +46,13 @@ def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
     return struct
 
 
-def _event(event: resources_pb2.ItemEvent) -> ItemEvent:
+def _event(response: pb.SubscribeResponse) -> ItemEvent:
+    event = response.event
     snapshot = _item(event.item) if event.HasField("item") else None
     created = event.create_time.seconds + event.create_time.nanos / 1e9
     return ItemEvent(cursor=event.cursor, item_id=event.item_id, item=snapshot,
-                     create_time=created)
+                     create_time=created,
+                     delivery_attempt=response.lease.delivery_attempt or 1)
 
 
 class GrpcCatalog:
@@ -54,10 +61,11 @@ class GrpcCatalog:
                                                   options=CHANNEL_OPTIONS + RECONNECT_OPTIONS)
         self._stub = pb_grpc.CatalogServiceStub(self._channel)
 
-    async def subscribe_created(self, consumer_group: str, start_cursor: str,
-                                on_connected: Callable[[], None]) -> AsyncIterator[ItemEvent]:
+    async def subscribe_leased(self, lease: LeaseSettings,
+                               on_connected: Callable[[], None]) -> AsyncIterator[ItemEvent]:
         request = pb.SubscribeRequest(
-            consumer_group=consumer_group, start_cursor=start_cursor,
+            consumer_group=lease.consumer_group, subscriber_id=lease.subscriber_id,
+            lease_seconds=lease.lease_seconds, max_in_flight=lease.max_in_flight,
             start_position=pb.START_POSITION_EARLIEST,
             event_types=[resources_pb2.EVENT_TYPE_CREATED])
         call = self._stub.Subscribe(request)
@@ -65,7 +73,7 @@ class GrpcCatalog:
             await call.wait_for_connection()
             on_connected()
             async for response in call:
-                yield _event(response.event)
+                yield _event(response)
         except grpc.RpcError as exc:
             raise translate(exc) from None
         finally:
@@ -89,13 +97,25 @@ class GrpcCatalog:
         except grpc.RpcError as exc:
             raise translate(exc) from None
 
-    async def ack_events(self, consumer_group: str, cursor: str) -> str:
-        request = pb.AckEventsRequest(consumer_group=consumer_group, cursor=cursor)
+    async def ack_event_cursors(self, consumer_group: str, cursors: list[str]) -> str:
+        request = pb.AckEventsRequest(consumer_group=consumer_group, event_cursors=cursors)
         try:
             response = await self._stub.AckEvents(request, timeout=CALL_TIMEOUT_SECONDS)
         except grpc.RpcError as exc:
             raise translate(exc) from None
         return response.committed_cursor
+
+    async def extend_leases(self, lease: LeaseSettings, cursors: list[str],
+                            lease_seconds: int) -> list[str]:
+        request = pb.ExtendEventLeasesRequest(
+            consumer_group=lease.consumer_group, subscriber_id=lease.subscriber_id,
+            event_cursors=cursors, lease_seconds=lease_seconds)
+        try:
+            response = await self._stub.ExtendEventLeases(request,
+                                                          timeout=CALL_TIMEOUT_SECONDS)
+        except grpc.RpcError as exc:
+            raise translate(exc) from None
+        return list(response.extended_cursors)
 
     async def get_consumer_group(self, consumer_group: str) -> ConsumerGroupState:
         request = pb.GetConsumerGroupRequest(consumer_group=consumer_group)

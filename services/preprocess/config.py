@@ -18,6 +18,10 @@ class PreprocessConfig(CommonSettings, BlobStoreSettings, FetchSettings):
                              "Decoding worker processes (0: one per CPU core)")
     consumer_group: str = setting("CORRAL_PREPROCESS_GROUP", "preprocess",
                                   "Consumer group of the catalog's event stream")
+    lease_seconds: int = setting(
+        "CORRAL_PREPROCESS_LEASE_SECONDS", 60,
+        "How long an event stays leased to this worker; the worker extends the leases of "
+        "items it is working on, and an event whose worker died is re-delivered after this")
     thumbnail_size: int = setting("CORRAL_THUMBNAIL_SIZE", 256,
                                   "Longest side of thumbnails, in pixels")
     max_image_pixels: int = setting("CORRAL_PREPROCESS_MAX_IMAGE_PIXELS", 100_000_000,

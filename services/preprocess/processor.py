@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -28,11 +28,15 @@ from services.preprocess.fileinfo import TEXT_SAMPLE_BYTES, basic_system, sniff
 from services.preprocess.pool import DecodePool, TaskFailed
 
 
-def thumbnail_key_stem(item_id: str) -> str:
-    """"thumbnails/<2 hex>/<item id>-<uuid>": 256 shared folders, so storing a thumbnail
-    never creates (and fsyncs) a folder of its own; a fresh uuid per run keeps an old
-    thumbnail readable until the catalog has switched to the new one."""
-    return f"thumbnails/{item_id[:2]}/{item_id}-{uuid.uuid4().hex}"
+def thumbnail_key_stem(item_id: str, content_key: str) -> str:
+    """"thumbnails/<2 hex>/<item id>-<content digest>": 256 shared folders, so storing a
+    thumbnail never creates (and fsyncs) a folder of its own. The name depends only on the item
+    and its content, so a second run of the same content (a re-delivered event, after a worker
+    died between storing the thumbnail and writing the result) overwrites the same bytes
+    instead of leaving a second thumbnail; new content gets a new name, so the old thumbnail
+    stays readable until the catalog has switched to the new one."""
+    digest = hashlib.sha256(content_key.encode()).hexdigest()[:16]
+    return f"thumbnails/{item_id[:2]}/{item_id}-{digest}"
 
 log = logging.getLogger("corral.preprocess")
 
@@ -82,7 +86,9 @@ class ItemProcessor:
             await self._with_retries(lambda: self.catalog.update_system_metadata(
                 item.id, system, expected_blob_key=item.content_key))
         except (FailedPrecondition, NotFound):
-            # Overwritten (its new content has its own event) or deleted meanwhile.
+            # Overwritten (its new content has its own event) or deleted meanwhile. The
+            # thumbnail is named after the old content, which only a duplicate run racing
+            # this one (a lease lost mid-run) could have committed.
             await self._delete_blob(result.thumbnail_key)
             return Outcome.SKIPPED
         # A replaced thumbnail is the catalog's to delete: clones may share it.
@@ -95,7 +101,7 @@ class ItemProcessor:
         while True:
             attempts += 1
             job = DecodeJob(name=item.name, blob_key=item.blob_key,
-                            thumbnail_key_stem=thumbnail_key_stem(item.id),
+                            thumbnail_key_stem=thumbnail_key_stem(item.id, item.content_key),
                             link_url=item.link_url, link_mimetype=item.link_mimetype)
             try:
                 return await self.pool.decode(job), attempts

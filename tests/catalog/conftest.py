@@ -140,14 +140,14 @@ def expect_error(code: grpc.StatusCode, call: Callable[[], Any], *in_message: st
     return details
 
 
-def take_events(stub: api_grpc.CatalogServiceStub, request: api.SubscribeRequest, count: int,
-                timeout: float = 10.0) -> list[res.ItemEvent]:
-    """The first `count` events of a subscription (fewer if `timeout` passes first)."""
+def take_responses(stub: api_grpc.CatalogServiceStub, request: api.SubscribeRequest,
+                   count: int, timeout: float = 10.0) -> list[api.SubscribeResponse]:
+    """The first `count` responses of a subscription (fewer if `timeout` passes first)."""
     call = stub.Subscribe(request, timeout=timeout)
-    received: list[res.ItemEvent] = []
+    received: list[api.SubscribeResponse] = []
     try:
         for response in call:
-            received.append(response.event)
+            received.append(response)
             if len(received) == count:
                 break
     except grpc.RpcError as exc:
@@ -156,3 +156,9 @@ def take_events(stub: api_grpc.CatalogServiceStub, request: api.SubscribeRequest
     finally:
         call.cancel()
     return received
+
+
+def take_events(stub: api_grpc.CatalogServiceStub, request: api.SubscribeRequest, count: int,
+                timeout: float = 10.0) -> list[res.ItemEvent]:
+    """The first `count` events of a subscription (fewer if `timeout` passes first)."""
+    return [response.event for response in take_responses(stub, request, count, timeout)]

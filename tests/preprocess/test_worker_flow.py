@@ -12,7 +12,12 @@ from types import SimpleNamespace
 from typing import Any
 
 from corral.errors import FailedPrecondition, NotFound
-from services.preprocess.catalog import CatalogItem, ConsumerGroupState, ItemEvent
+from services.preprocess.catalog import (
+    CatalogItem,
+    ConsumerGroupState,
+    ItemEvent,
+    LeaseSettings,
+)
 from services.preprocess.decoding import DecodeJob, DecodeResult
 from services.preprocess.processor import ItemProcessor, Outcome
 from services.preprocess.worker import Worker
@@ -23,12 +28,15 @@ class FakeCatalog:
                  current_blob: dict[str, str] | None = None) -> None:
         self.events, self.items = list(events), items or {}
         self.current_blob = current_blob or {}
-        self.acks: list[str] = []
+        self.acks: list[list[str]] = []
+        self.given_back: list[str] = []
+        self.leases: list[LeaseSettings] = []
         self.fetched: list[str] = []
         self.updates: list[tuple[str, dict, str]] = []
 
-    async def subscribe_created(self, consumer_group: str, start_cursor: str,
-                                on_connected: Callable[[], None]) -> AsyncIterator[ItemEvent]:
+    async def subscribe_leased(self, lease: LeaseSettings,
+                               on_connected: Callable[[], None]) -> AsyncIterator[ItemEvent]:
+        self.leases.append(lease)
         on_connected()
         for event in self.events:
             yield event
@@ -46,12 +54,18 @@ class FakeCatalog:
             raise FailedPrecondition("content changed")
         self.updates.append((item_id, system, expected_blob_key))
 
-    async def ack_events(self, consumer_group: str, cursor: str) -> str:
-        self.acks.append(cursor)
-        return cursor
+    async def ack_event_cursors(self, consumer_group: str, cursors: list[str]) -> str:
+        self.acks.append(list(cursors))
+        return max(cursor for batch in self.acks for cursor in batch)
+
+    async def extend_leases(self, lease: LeaseSettings, cursors: list[str],
+                            lease_seconds: int) -> list[str]:
+        if lease_seconds == 0:
+            self.given_back.extend(cursors)
+        return cursors
 
     async def get_consumer_group(self, consumer_group: str) -> ConsumerGroupState:
-        return ConsumerGroupState(self.acks[-1] if self.acks else "", "", 0)
+        return ConsumerGroupState("", "", 0)
 
 
 class FakeProcessor:
@@ -71,10 +85,11 @@ def item(item_id: str, blob_key: str = "", system: dict | None = None) -> Catalo
                        blob_key=blob_key or f"items/d/{item_id}", system=system or {})
 
 
-def event(n: int, created: float, snapshot: bool = True) -> ItemEvent:
+def event(n: int, created: float, snapshot: bool = True, attempt: int = 1) -> ItemEvent:
     item_id = f"i{n}"
     return ItemEvent(cursor=f"{n:06d}", item_id=item_id,
-                     item=item(item_id) if snapshot else None, create_time=created)
+                     item=item(item_id) if snapshot else None, create_time=created,
+                     delivery_attempt=attempt)
 
 
 async def run_worker(catalog: FakeCatalog, processor: FakeProcessor, count: int) -> Worker:
@@ -94,25 +109,53 @@ def test_only_events_from_before_the_start_are_checked_with_the_catalog() -> Non
         event(2, 0.0),  # no timestamp: treated as old
         event(3, now + 60),
         event(4, now + 60, snapshot=False),  # no snapshot to work from
+        event(5, now + 60, attempt=2),  # re-delivered: another worker may have done it
     ])
     processor = FakeProcessor()
-    asyncio.run(run_worker(catalog, processor, 4))
+    asyncio.run(run_worker(catalog, processor, 5))
 
     assert processor.calls["i1"] is None and processor.calls["i2"] is None
     assert processor.calls["i3"] == item("i3")
-    assert processor.calls["i4"] is None
+    assert processor.calls["i4"] is None and processor.calls["i5"] is None
 
 
-def test_progress_is_committed_in_batches_and_completely() -> None:
+def test_every_event_is_acknowledged_once_in_batches() -> None:
     created = time.time() + 60
     catalog = FakeCatalog([event(n, created) for n in range(1, 301)])
     processor = FakeProcessor()
     worker = asyncio.run(run_worker(catalog, processor, 300))
 
     assert len(processor.calls) == 300
-    assert catalog.acks[-1] == "000300" == worker.committed_cursor
-    assert catalog.acks == sorted(catalog.acks)
-    assert len(catalog.acks) <= 10, catalog.acks  # not one call per item
+    acked = [cursor for batch in catalog.acks for cursor in batch]
+    assert sorted(acked) == [f"{n:06d}" for n in range(1, 301)]
+    assert len(catalog.acks) < 300  # not one call per item
+    assert worker.committed_cursor == "000300"
+    # Leased with room for more than it works on, under one subscriber id per worker.
+    [lease] = catalog.leases
+    assert lease.consumer_group == "preprocess" and lease.max_in_flight > 8
+
+
+def test_on_stop_unfinished_items_are_given_back() -> None:
+    class SlowProcessor(FakeProcessor):
+        async def process(self, item_id: str, snapshot: CatalogItem | None = None) -> Outcome:
+            if item_id == "i2":
+                await asyncio.Event().wait()  # never finishes
+            return await super().process(item_id, snapshot)
+
+    async def scenario() -> FakeCatalog:
+        catalog = FakeCatalog([event(1, 0.0), event(2, 0.0)])
+        processor = SlowProcessor()
+        worker = Worker(catalog, processor, "preprocess", max_in_flight=4)  # type: ignore[arg-type]
+        worker.start()
+        deadline = time.monotonic() + 10
+        while "i1" not in processor.calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await worker.stop(grace=0.2)
+        return catalog
+
+    catalog = asyncio.run(scenario())
+    assert catalog.given_back == ["000002"]
+    assert [cursor for batch in catalog.acks for cursor in batch] == ["000001"]
 
 
 class FakePool:

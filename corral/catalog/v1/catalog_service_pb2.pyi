@@ -1,7 +1,10 @@
+import datetime
+
 from corral.catalog.v1 import filters_pb2 as _filters_pb2
 from corral.catalog.v1 import resources_pb2 as _resources_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -255,32 +258,42 @@ class UpdateSystemMetadataResponse(_message.Message):
     def __init__(self, item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("consumer_group", "start_cursor", "start_position", "event_types", "dataset_id")
+    __slots__ = ("consumer_group", "start_cursor", "start_position", "event_types", "dataset_id", "lease_seconds", "max_in_flight", "subscriber_id")
     CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
     START_CURSOR_FIELD_NUMBER: _ClassVar[int]
     START_POSITION_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
     consumer_group: str
     start_cursor: str
     start_position: StartPosition
     event_types: _containers.RepeatedScalarFieldContainer[_resources_pb2.EventType]
     dataset_id: str
-    def __init__(self, consumer_group: _Optional[str] = ..., start_cursor: _Optional[str] = ..., start_position: _Optional[_Union[StartPosition, str]] = ..., event_types: _Optional[_Iterable[_Union[_resources_pb2.EventType, str]]] = ..., dataset_id: _Optional[str] = ...) -> None: ...
+    lease_seconds: int
+    max_in_flight: int
+    subscriber_id: str
+    def __init__(self, consumer_group: _Optional[str] = ..., start_cursor: _Optional[str] = ..., start_position: _Optional[_Union[StartPosition, str]] = ..., event_types: _Optional[_Iterable[_Union[_resources_pb2.EventType, str]]] = ..., dataset_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., subscriber_id: _Optional[str] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
-    __slots__ = ("event",)
+    __slots__ = ("event", "lease")
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     event: _resources_pb2.ItemEvent
-    def __init__(self, event: _Optional[_Union[_resources_pb2.ItemEvent, _Mapping]] = ...) -> None: ...
+    lease: EventLease
+    def __init__(self, event: _Optional[_Union[_resources_pb2.ItemEvent, _Mapping]] = ..., lease: _Optional[_Union[EventLease, _Mapping]] = ...) -> None: ...
 
 class AckEventsRequest(_message.Message):
-    __slots__ = ("consumer_group", "cursor")
+    __slots__ = ("consumer_group", "cursor", "event_cursors")
     CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    EVENT_CURSORS_FIELD_NUMBER: _ClassVar[int]
     consumer_group: str
     cursor: str
-    def __init__(self, consumer_group: _Optional[str] = ..., cursor: _Optional[str] = ...) -> None: ...
+    event_cursors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, consumer_group: _Optional[str] = ..., cursor: _Optional[str] = ..., event_cursors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AckEventsResponse(_message.Message):
     __slots__ = ("committed_cursor",)
@@ -295,16 +308,48 @@ class GetConsumerGroupRequest(_message.Message):
     def __init__(self, consumer_group: _Optional[str] = ...) -> None: ...
 
 class GetConsumerGroupResponse(_message.Message):
-    __slots__ = ("consumer_group", "committed_cursor", "head_cursor", "pending_events")
+    __slots__ = ("consumer_group", "committed_cursor", "head_cursor", "pending_events", "leased_events")
     CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_CURSOR_FIELD_NUMBER: _ClassVar[int]
     HEAD_CURSOR_FIELD_NUMBER: _ClassVar[int]
     PENDING_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    LEASED_EVENTS_FIELD_NUMBER: _ClassVar[int]
     consumer_group: str
     committed_cursor: str
     head_cursor: str
     pending_events: int
-    def __init__(self, consumer_group: _Optional[str] = ..., committed_cursor: _Optional[str] = ..., head_cursor: _Optional[str] = ..., pending_events: _Optional[int] = ...) -> None: ...
+    leased_events: int
+    def __init__(self, consumer_group: _Optional[str] = ..., committed_cursor: _Optional[str] = ..., head_cursor: _Optional[str] = ..., pending_events: _Optional[int] = ..., leased_events: _Optional[int] = ...) -> None: ...
+
+class EventLease(_message.Message):
+    __slots__ = ("subscriber_id", "expire_time", "delivery_attempt")
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    subscriber_id: str
+    expire_time: _timestamp_pb2.Timestamp
+    delivery_attempt: int
+    def __init__(self, subscriber_id: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivery_attempt: _Optional[int] = ...) -> None: ...
+
+class ExtendEventLeasesRequest(_message.Message):
+    __slots__ = ("consumer_group", "subscriber_id", "event_cursors", "lease_seconds")
+    CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_CURSORS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    consumer_group: str
+    subscriber_id: str
+    event_cursors: _containers.RepeatedScalarFieldContainer[str]
+    lease_seconds: int
+    def __init__(self, consumer_group: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., event_cursors: _Optional[_Iterable[str]] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+
+class ExtendEventLeasesResponse(_message.Message):
+    __slots__ = ("extended_cursors", "expire_time")
+    EXTENDED_CURSORS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    extended_cursors: _containers.RepeatedScalarFieldContainer[str]
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, extended_cursors: _Optional[_Iterable[str]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class UpdateMatchingItemsRequest(_message.Message):
     __slots__ = ("dataset_id", "filter", "user_metadata", "update_mask")

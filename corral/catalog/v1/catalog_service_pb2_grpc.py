@@ -115,6 +115,11 @@ class CatalogServiceStub:
                 request_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateMatchingItemsRequest.SerializeToString,
                 response_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateMatchingItemsResponse.FromString,
                 _registered_method=True)
+        self.ExtendEventLeases = channel.unary_unary(
+                '/corral.catalog.v1.CatalogService/ExtendEventLeases',
+                request_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.ExtendEventLeasesRequest.SerializeToString,
+                response_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.ExtendEventLeasesResponse.FromString,
+                _registered_method=True)
 
 
 class CatalogServiceServicer:
@@ -237,6 +242,14 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExtendEventLeases(self, request, context):
+        """Extends (or, with lease_seconds 0, gives back) leases a subscriber of a leased consumer
+        group holds; answers which of them it still holds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CatalogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -319,6 +332,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.UpdateMatchingItems,
                     request_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateMatchingItemsRequest.FromString,
                     response_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateMatchingItemsResponse.SerializeToString,
+            ),
+            'ExtendEventLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExtendEventLeases,
+                    request_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.ExtendEventLeasesRequest.FromString,
+                    response_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.ExtendEventLeasesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -754,6 +772,33 @@ class CatalogService:
             '/corral.catalog.v1.CatalogService/UpdateMatchingItems',
             corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateMatchingItemsRequest.SerializeToString,
             corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateMatchingItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExtendEventLeases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.catalog.v1.CatalogService/ExtendEventLeases',
+            corral_dot_catalog_dot_v1_dot_catalog__service__pb2.ExtendEventLeasesRequest.SerializeToString,
+            corral_dot_catalog_dot_v1_dot_catalog__service__pb2.ExtendEventLeasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

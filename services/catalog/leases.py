@@ -1,0 +1,272 @@
+"""Leased consumer groups: the group's subscribers share its events, each event leased to one
+of them at a time and delivered again (to any of them) when its lease expires unacknowledged.
+
+The outbox stays the source. Per group, a frontier marks how far events have been turned into
+lease rows; a row is pending (no owner) or leased to a subscriber until an expiry, and an
+acknowledgement deletes it. The group's committed cursor (GetConsumerGroup, lag) is the
+low-watermark: the position just before its oldest unacknowledged event, or the frontier.
+
+Delivery is at-least-once: an event is handled twice only when a lease expired while its
+holder was still working (or had died after the work but before the ack), so handlers must be
+idempotent. A subscriber holds at most max_in_flight unacknowledged events; a new claim fills
+the room acknowledgements free."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from corral.errors import FailedPrecondition, InvalidArgument
+from services.catalog import events
+from services.catalog.lease_repository import LeasedGroup, LeaseRepository
+from services.catalog.notify import CommitSignal
+from services.catalog.records import (
+    ConsumerGroupState,
+    Event,
+    EventFilter,
+    Position,
+    StartPosition,
+)
+from services.catalog.repository import Repository, Store
+
+T = TypeVar("T")
+
+DEFAULT_MAX_IN_FLIGHT = 64
+MAX_IN_FLIGHT_LIMIT = 1024
+MAX_LEASE_SECONDS = 3600
+SCAN_BATCH = 256
+# Events of other types or datasets are stepped over; this bounds one claim's scanning.
+MAX_SCANS_PER_CLAIM = 16
+
+
+@dataclass(frozen=True)
+class LeaseRequest:
+    consumer_group: str
+    subscriber_id: str
+    lease_seconds: int
+    max_in_flight: int
+    event_filter: EventFilter
+
+
+@dataclass(frozen=True)
+class LeasedEvent:
+    event: Event
+    subscriber_id: str
+    expire_ms: int
+    # 1 on the first delivery.
+    attempt: int
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def lease_request(consumer_group: str, subscriber_id: str, lease_seconds: int,
+                  max_in_flight: int, event_filter: EventFilter,
+                  start_cursor: str = "") -> LeaseRequest:
+    events.check_group_name(consumer_group)
+    if start_cursor:
+        raise InvalidArgument("start_cursor cannot be combined with lease_seconds: a leased "
+                              "group resumes from its own unacknowledged events")
+    _check_lease_seconds(lease_seconds, minimum=1)
+    if not 0 <= max_in_flight <= MAX_IN_FLIGHT_LIMIT:
+        raise InvalidArgument(f"max_in_flight must be between 0 and {MAX_IN_FLIGHT_LIMIT}")
+    if subscriber_id:
+        events.check_group_name(subscriber_id, "subscriber_id")
+    return LeaseRequest(consumer_group, subscriber_id or uuid.uuid4().hex, lease_seconds,
+                        max_in_flight or DEFAULT_MAX_IN_FLIGHT, events.check_filter(event_filter))
+
+
+def _check_lease_seconds(lease_seconds: int, minimum: int) -> None:
+    if not minimum <= lease_seconds <= MAX_LEASE_SECONDS:
+        raise InvalidArgument(
+            f"lease_seconds must be between {minimum} and {MAX_LEASE_SECONDS}")
+
+
+def _filter_columns(event_filter: EventFilter) -> tuple[str, str]:
+    return ",".join(sorted(str(kind) for kind in event_filter.types)), event_filter.dataset_id
+
+
+def _matches(group: LeasedGroup, kind: str, dataset_id: str) -> bool:
+    return ((not group.event_types or kind in group.event_types.split(","))
+            and (not group.dataset_id or dataset_id == group.dataset_id))
+
+
+def write_quietly(store: Store, work: Callable[[Repository], T]) -> T:
+    """A write that wakes no subscriber: claims and lease extensions add no event and free no
+    room, and waking every subscriber on each claim would make them claim in a loop."""
+    return store.db.write(lambda conn: work(Repository(conn, store.db)))
+
+
+def join(request: LeaseRequest, where: StartPosition) -> Callable[[Repository], None]:
+    """Creates the leased group on its first subscriber: it starts after the group's committed
+    cursor, else at `where`. Later subscribers must ask for the same filter."""
+    name = request.consumer_group
+    wanted = _filter_columns(request.event_filter)
+
+    def work(repo: Repository) -> None:
+        leases = LeaseRepository(repo)
+        group = leases.get_group(name)
+        if group is None:
+            start = repo.get_consumer_group(name)
+            if start is not None:
+                events.require_retained(repo, start, f"consumer group {name!r} committed cursor")
+            elif where == StartPosition.LATEST:
+                start = repo.head_position() or events.ORIGIN
+            else:
+                start = leases.trimmed_through() or events.ORIGIN
+            leases.insert_group(LeasedGroup(name, *wanted, start), datetime.now(UTC))
+            group = leases.get_group(name)
+            assert group is not None
+        if (group.event_types, group.dataset_id) != wanted:
+            raise FailedPrecondition(
+                f"consumer group {name!r} leases event_types [{group.event_types}] of dataset_id "
+                f"{group.dataset_id!r}: every subscriber of the group must ask for the same")
+
+    return work
+
+
+def claim(request: LeaseRequest) -> Callable[[Repository], list[LeasedEvent]]:
+    """Leases to the subscriber as many events as it has room for: expired or pending ones
+    first (oldest first), then new events past the group's frontier."""
+    name, owner = request.consumer_group, request.subscriber_id
+
+    def work(repo: Repository) -> list[LeasedEvent]:
+        leases = LeaseRepository(repo)
+        now = now_ms()
+        room = request.max_in_flight - leases.held_by(name, owner, now)
+        if room <= 0:
+            return []
+        expire = now + request.lease_seconds * 1000
+        claims = leases.claim(name, owner, now, expire, room)
+        if len(claims) < room and _extend_frontier(repo, leases, name):
+            claims += leases.claim(name, owner, now, expire, room - len(claims))
+        found = leases.events_at([c.position.seq for c in claims])
+        gone = [c.position.seq for c in claims if c.position.seq not in found]
+        if gone:  # retention deleted them after they were added
+            leases.delete_leases(name, gone)
+        return [LeasedEvent(found[c.position.seq], owner, expire, c.attempts)
+                for c in claims if c.position.seq in found]
+
+    return work
+
+
+def _extend_frontier(repo: Repository, leases: LeaseRepository, name: str) -> bool:
+    """Adds pending rows for the group's next events; False when there were none, or another
+    replica is extending the frontier right now (its rows become claimable when it commits)."""
+    group = leases.get_group(name, lock=True)
+    if group is None:
+        return False
+    events.require_retained(repo, group.frontier, f"consumer group {name!r}")
+    frontier = group.frontier
+    for _ in range(MAX_SCANS_PER_CLAIM):
+        scanned = leases.scan_after(frontier, SCAN_BATCH)
+        if not scanned:
+            break
+        wanted = [position for position, kind, dataset_id in scanned
+                  if _matches(group, kind, dataset_id)]
+        frontier = scanned[-1][0]
+        leases.add_pending(name, wanted)
+        if wanted or len(scanned) < SCAN_BATCH:
+            break
+    if frontier == group.frontier:
+        return False
+    leases.advance_frontier(name, frontier)
+    if leases.oldest_unacked(name) is None:  # only other events: the lag drops to 0
+        repo.commit_consumer_group(name, frontier, datetime.now(UTC))
+    return True
+
+
+def _commit_watermark(repo: Repository, leases: LeaseRepository, group: LeasedGroup,
+                      frontier: Position) -> Position:
+    oldest = leases.oldest_unacked(group.name)
+    mark = frontier if oldest is None else Position(oldest.txid, oldest.seq - 1)
+    if mark > events.ORIGIN:
+        return repo.commit_consumer_group(group.name, mark, datetime.now(UTC))
+    return repo.get_consumer_group(group.name) or events.ORIGIN
+
+
+def ack(consumer_group: str, cursor: str,
+        event_cursors: Sequence[str]) -> Callable[[Repository], Position]:
+    """AckEvents. A leased group: `event_cursors` are done one by one, `cursor` everything up
+    to it (also events not delivered yet). Any other group: only `cursor`, which is committed.
+    Returns the group's committed cursor. Acknowledging an event twice, or one whose lease
+    moved to another subscriber, is harmless."""
+    events.check_group_name(consumer_group)
+    positions = [events.parse_cursor(text, "event_cursors") for text in event_cursors]
+    through = events.parse_cursor(cursor) if cursor else None
+    if through is None and not positions:
+        raise InvalidArgument("cursor or event_cursors is required")
+    plain_ack = events.ack(consumer_group, cursor) if cursor else None
+
+    def work(repo: Repository) -> Position:
+        leases = LeaseRepository(repo)
+        group = leases.get_group(consumer_group)
+        if group is None:
+            if positions or plain_ack is None:
+                raise FailedPrecondition(
+                    f"consumer group {consumer_group!r} has no leased subscribers: "
+                    "acknowledge with cursor instead of event_cursors")
+            return plain_ack(repo)
+        frontier = group.frontier
+        if through is not None:
+            head = repo.head_position()
+            if head is None or through > head:
+                raise InvalidArgument(f"cursor {cursor} is ahead of the event stream")
+            leases.delete_leases_through(consumer_group, through)
+            leases.advance_frontier(consumer_group, through)
+            frontier = max(frontier, through)
+        leases.delete_leases(consumer_group, [position.seq for position in positions])
+        return _commit_watermark(repo, leases, group, frontier)
+
+    return work
+
+
+def extend(consumer_group: str, subscriber_id: str, event_cursors: Sequence[str],
+           lease_seconds: int) -> Callable[[Repository], tuple[list[Position], int]]:
+    """ExtendEventLeases: (the events still held and now extended, their new expiry in ms)."""
+    events.check_group_name(consumer_group)
+    events.check_group_name(subscriber_id, "subscriber_id")
+    if not event_cursors:
+        raise InvalidArgument("event_cursors is required")
+    _check_lease_seconds(lease_seconds, minimum=0)
+    by_seq = {position.seq: position for position in
+              (events.parse_cursor(text, "event_cursors") for text in event_cursors)}
+
+    def work(repo: Repository) -> tuple[list[Position], int]:
+        now = now_ms()
+        expire = now + lease_seconds * 1000 if lease_seconds else 0
+        held = LeaseRepository(repo).extend(consumer_group, subscriber_id, list(by_seq), now,
+                                            expire)
+        return sorted(by_seq[seq] for seq in held if seq in by_seq), expire
+
+    return work
+
+
+async def subscribe(store: Store, signal: CommitSignal, request: LeaseRequest,
+                    where: StartPosition, poll_seconds: float) -> AsyncIterator[LeasedEvent]:
+    """Events leased to this subscriber, until cancelled or the signal is closed. Events sent
+    on a stream that then broke stay leased until they expire."""
+    await asyncio.to_thread(write_quietly, store, join(request, where))
+    claim_work = claim(request)
+    while not signal.closed:
+        ticket = signal.ticket()
+        batch = await asyncio.to_thread(write_quietly, store, claim_work)
+        for leased in batch:
+            yield leased
+        if not batch:
+            # Woken by this replica's commits (new events, acks); other replicas' by polling.
+            await signal.wait(ticket, poll_seconds)
+
+
+def consumer_group_state(store: Store, consumer_group: str) -> tuple[ConsumerGroupState, int]:
+    """The group's cursors and lag, and how many of its events are leased right now."""
+    events.check_group_name(consumer_group)
+    with store.read() as repo:
+        return (repo.consumer_group_state(consumer_group),
+                LeaseRepository(repo).leased_count(consumer_group, now_ms()))

@@ -1,7 +1,8 @@
 """A file's `metadata.system` facts, sniffed from its bytes (never from its name).
 
 Keys follow Dataloop's camelCase: name, size, mimetype, encoding, and for images
-exifOrientation, width, height, displayWidth, displayHeight, mode and thumbnail.
+exifOrientation, width, height, displayWidth, displayHeight, mode and thumbnail; videos have
+codec, width, height, duration (seconds), fps, frameCount and a thumbnail of their first frame.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, BinaryIO
 import filetype
 
 from services.preprocess.thumbnails import ImageError, Thumbnail, describe_image
+from services.preprocess.videos import VideoError, describe_video
 
 # filetype looks at no more than the first 8 KiB.
 SNIFF_BYTES = 8192
@@ -105,6 +107,9 @@ def describe_file(path: Path, name: str, thumbnail_size: int, max_image_pixels: 
     with path.open("rb") as file:
         sniffed, size = sniff_open_file(file)
         system = basic_system(name, size, sniffed)
+        if sniffed.mimetype.startswith("video/"):
+            return _describe_video(path, system, sniffed.mimetype, thumbnail_size,
+                                   max_image_pixels)
         if not sniffed.mimetype.startswith("image/"):
             return FileInfo(system, None, None)
         try:
@@ -121,7 +126,32 @@ def describe_file(path: Path, name: str, thumbnail_size: int, max_image_pixels: 
         "displayWidth": display_width,
         "displayHeight": display_height,
         "mode": image.mode,
-        "thumbnail": {"width": thumb.width, "height": thumb.height,
-                      "mimetype": thumb.mimetype, "size": len(thumb.data)},
+        "thumbnail": _thumbnail_system(thumb),
     })
     return FileInfo(system, thumb, None)
+
+
+def _thumbnail_system(thumb: Thumbnail) -> dict[str, Any]:
+    return {"width": thumb.width, "height": thumb.height, "mimetype": thumb.mimetype,
+            "size": len(thumb.data)}
+
+
+def _describe_video(path: Path, system: dict[str, Any], mimetype: str, thumbnail_size: int,
+                    max_pixels: int) -> FileInfo:
+    try:
+        video = describe_video(path, mimetype, thumbnail_size, max_pixels)
+    except VideoError as exc:
+        return FileInfo(system, None, str(exc))
+    system.update({
+        "encoding": video.codec,
+        "codec": video.codec,
+        "width": video.width,
+        "height": video.height,
+        "displayWidth": video.width,
+        "displayHeight": video.height,
+        "duration": video.duration,
+        "fps": video.fps,
+        "frameCount": video.frame_count,
+        "thumbnail": _thumbnail_system(video.thumbnail),
+    })
+    return FileInfo(system, video.thumbnail, None)

@@ -42,9 +42,10 @@ log = logging.getLogger("corral.preprocess")
 
 T = TypeVar("T")
 
-# Keys only images have: cleared when new content is not an image, so nothing stale remains.
+# Keys only images and videos have: cleared when new content is neither, so nothing stale
+# remains.
 IMAGE_KEYS = ("exifOrientation", "width", "height", "displayWidth", "displayHeight", "mode",
-              "thumbnail")
+              "thumbnail", "codec", "duration", "fps", "frameCount")
 TRANSIENT_ERRORS = (Unavailable, DeadlineExceeded, Aborted, ResourceExhausted)
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 

@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 .venv/bin/python -m bench.small_images
 .venv/bin/python -m bench.thumbnails
 .venv/bin/python -m bench.csv_import
+.venv/bin/python -m bench.resume_upload
+.venv/bin/python -m bench.events            # SQLite and PostgreSQL (127.0.0.1:5432): ~5 min
 .venv/bin/python -m bench.metadata_queries

@@ -14,6 +14,20 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
 fi
 
+# Node.js for the Node client's tests (tests/clients): Debian's package if there is no node,
+# then the client's pinned dependencies from its lockfile (again whenever the lockfile changes).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "installing nodejs and npm (Debian packages)"
+  as_root apt-get update -qq >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+NODE_STAMP=clients/node/node_modules/.corral-installed
+if [ ! "$NODE_STAMP" -nt clients/node/package-lock.json ]; then
+  echo "installing the Node client's dependencies (npm ci)"
+  npm ci --prefix clients/node --ignore-scripts --no-audit --no-fund --loglevel=error
+  touch "$NODE_STAMP"
+fi
+
 # PostgreSQL on 127.0.0.1:5432 with trust auth: start it if it is down.
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   echo "starting PostgreSQL"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,14 @@ from corral.errors import FailedPrecondition
 
 if TYPE_CHECKING:
     from services.blobstore.sessions import SessionStorage
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A committed object: its key, size in bytes and last-modified time (Unix seconds)."""
+    key: str
+    size: int
+    modified: float
 
 
 class BlobWriter(abc.ABC):
@@ -60,6 +69,15 @@ class BlobStore(abc.ABC):
 
     @abc.abstractmethod
     def exists(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> BlobInfo:
+        """Raises corral.errors.NotFound if missing."""
+
+    @abc.abstractmethod
+    def list_keys(self, prefix: str) -> Iterator[BlobInfo]:
+        """Every committed object whose key starts with `prefix`, in no particular order;
+        never unfinished data (temp files, session data, pending multipart uploads)."""
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:

@@ -12,7 +12,7 @@ from stat import S_ISREG
 from typing import TYPE_CHECKING, BinaryIO
 
 from corral.errors import InvalidArgument, NotFound, OutOfRange
-from services.blobstore.base import BlobStore, BlobWriter
+from services.blobstore.base import BlobInfo, BlobStore, BlobWriter
 from services.blobstore.dirsync import DirSyncer, fsync_dir
 from services.blobstore.keys import check_key
 
@@ -184,6 +184,44 @@ class FsBlobStore(BlobStore):
 
     def exists(self, key: str) -> bool:
         return self.path_for(key).is_file()
+
+    def stat(self, key: str) -> BlobInfo:
+        try:
+            stat = self.path_for(key).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"blob {key} not found") from None
+        if not S_ISREG(stat.st_mode):
+            raise NotFound(f"blob {key} not found")
+        return BlobInfo(key, stat.st_size, stat.st_mtime)
+
+    def list_keys(self, prefix: str) -> Iterator[BlobInfo]:
+        """Walks only the folder the prefix names (committed objects are renamed into place,
+        so every regular file there is complete; .tmp/ and .sessions/ are never walked)."""
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        if folder:
+            check_key(folder)
+            if folder.split("/", 1)[0] in _RESERVED_DIRS:
+                return
+        yield from self._walk(self.root / folder, folder, prefix)
+
+    def _walk(self, directory: Path, rel: str, prefix: str) -> Iterator[BlobInfo]:
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            key = f"{rel}/{entry.name}" if rel else entry.name
+            if not rel and entry.name in _RESERVED_DIRS:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if key.startswith(prefix) or prefix.startswith(f"{key}/"):
+                    yield from self._walk(Path(entry.path), key, prefix)
+            elif entry.is_file(follow_symlinks=False) and key.startswith(prefix):
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # deleted while walking
+                    continue
+                yield BlobInfo(key, stat.st_size, stat.st_mtime)
 
     def delete(self, key: str) -> None:
         path = self.path_for(key)

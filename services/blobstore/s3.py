@@ -11,7 +11,9 @@ import contextlib
 import io
 import os
 import tempfile
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +22,7 @@ from minio.datatypes import Part
 from minio.error import S3Error
 
 from corral.errors import NotFound, OutOfRange
-from services.blobstore.base import BlobStore, BlobWriter
+from services.blobstore.base import BlobInfo, BlobStore, BlobWriter
 from services.blobstore.keys import check_key
 
 if TYPE_CHECKING:
@@ -28,11 +30,18 @@ if TYPE_CHECKING:
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# Where resumable upload session records live (s3_sessions.py); not blobs, so never listed.
+RECORD_PREFIX = "upload-sessions/"
 _MISSING_CODES = {"NoSuchKey", "NoSuchObject", "NoSuchBucket", "ResourceNotFound"}
 
 
 def _is_missing(exc: S3Error) -> bool:
     return exc.code in _MISSING_CODES
+
+
+def _timestamp(modified: datetime | None) -> float:
+    # A store that omits the time makes the object look new, so nothing old is assumed.
+    return modified.timestamp() if modified is not None else time.time()
 
 
 class S3BlobWriter(BlobWriter):
@@ -169,6 +178,23 @@ class S3BlobStore(BlobStore):
         except NotFound:
             return False
         return True
+
+    def stat(self, key: str) -> BlobInfo:
+        try:
+            obj = self.client.stat_object(self.bucket, check_key(key))
+        except S3Error as exc:
+            if _is_missing(exc):
+                raise NotFound(f"blob {key} not found") from None
+            raise
+        return BlobInfo(key, int(obj.size or 0), _timestamp(obj.last_modified))
+
+    def list_keys(self, prefix: str) -> Iterator[BlobInfo]:
+        """Completed objects only (ListObjects never shows pending multipart uploads), and
+        no session records."""
+        for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
+            if obj.is_dir or not obj.object_name or obj.object_name.startswith(RECORD_PREFIX):
+                continue
+            yield BlobInfo(obj.object_name, int(obj.size or 0), _timestamp(obj.last_modified))
 
     def delete(self, key: str) -> None:
         try:

@@ -18,10 +18,15 @@ from minio.error import S3Error
 
 from corral.errors import NotFound
 from services.blobstore.keys import check_key
-from services.blobstore.s3 import DEFAULT_CONTENT_TYPE, MIN_PART_SIZE, S3BlobStore, _is_missing
+from services.blobstore.s3 import (
+    DEFAULT_CONTENT_TYPE,
+    MIN_PART_SIZE,
+    RECORD_PREFIX,
+    S3BlobStore,
+    _is_missing,
+)
 from services.blobstore.sessions import DataState, ResumableWriter, SessionStorage
 
-RECORD_PREFIX = "upload-sessions/"
 _NO_UPLOAD = "NoSuchUpload"
 
 

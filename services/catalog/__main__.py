@@ -7,6 +7,7 @@ import sys
 from services.blobstore import open_blob_store
 from services.catalog.app import RetentionPolicy, make_register, open_database
 from services.catalog.config import CatalogConfig
+from services.catalog.orphans import OrphanPolicy
 from services.common.config import load
 from services.common.logs import setup_logging
 from services.common.server import run
@@ -20,7 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     blob_store = open_blob_store(config, config.data_path)
     register = make_register(db, blob_store, config.event_poll_seconds,
                              RetentionPolicy(config.event_retention_seconds,
-                                             config.event_retention_sweep_seconds))
+                                             config.event_retention_sweep_seconds),
+                             OrphanPolicy(config.orphan_sweep_seconds,
+                                          config.orphan_grace_seconds))
     run("catalog", config.addr, register, grace=config.grace_seconds, port_file=config.port_file)
 
 

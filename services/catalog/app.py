@@ -12,7 +12,7 @@ import grpc
 
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
 from services.blobstore.base import BlobStore
-from services.catalog import metadata_indexes, migrate, retention
+from services.catalog import metadata_indexes, migrate, orphans, retention
 from services.catalog.db import Database
 from services.catalog.notify import CommitSignal
 from services.catalog.repository import Store
@@ -43,7 +43,10 @@ class RetentionPolicy:
 
 def make_register(db: Database, blob_store: BlobStore | None,
                   poll_seconds: float = 0.25,
-                  event_retention: RetentionPolicy = RetentionPolicy()) -> Register:
+                  event_retention: RetentionPolicy = RetentionPolicy(),
+                  orphan_policy: orphans.OrphanPolicy | None = None) -> Register:
+    """`orphan_policy`: collect orphan blobs (needs `blob_store`); None or a sweep interval
+    of 0 never does."""
     async def register(server: grpc.aio.Server) -> tuple[list[str], Cleanup, Cleanup]:
         signal = CommitSignal(asyncio.get_running_loop())
         store = Store(db, on_commit=signal.notify_threadsafe)
@@ -51,13 +54,17 @@ def make_register(db: Database, blob_store: BlobStore | None,
         api_grpc.add_CatalogServiceServicer_to_server(
             CatalogServicer(store, writer, blob_store, signal, poll_seconds), server)
 
-        sweeper = None
+        sweepers: list[asyncio.Task] = []
         if event_retention.seconds > 0:
-            sweeper = asyncio.create_task(retention.run_periodically(
-                store, event_retention.seconds, event_retention.sweep_seconds))
+            sweepers.append(asyncio.create_task(retention.run_periodically(
+                store, event_retention.seconds, event_retention.sweep_seconds)))
+        if blob_store is not None and orphan_policy is not None \
+                and orphan_policy.sweep_seconds > 0:
+            sweepers.append(asyncio.create_task(
+                orphans.run_periodically(store, blob_store, orphan_policy)))
 
         async def cleanup() -> None:
-            if sweeper is not None:
+            for sweeper in sweepers:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper

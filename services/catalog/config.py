@@ -30,6 +30,15 @@ class CatalogConfig(CommonSettings, BlobStoreSettings):
         "CORRAL_CATALOG_EVENT_RETENTION_SWEEP_SECONDS", 60.0,
         "How often the catalog deletes events past the retention")
 
+    orphan_sweep_seconds: float = setting(
+        "CORRAL_CATALOG_ORPHAN_SWEEP_SECONDS", 3600.0,
+        "How often the catalog deletes orphan blobs (stored but referenced by no item, e.g. "
+        "after an upload whose registration failed); 0: never")
+    orphan_grace_seconds: float = setting(
+        "CORRAL_CATALOG_ORPHAN_GRACE_SECONDS", 6 * 3600.0,
+        "Only blobs older than this may be collected as orphans: keep it far above the "
+        "longest upload registration or preprocessing run")
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

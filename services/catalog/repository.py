@@ -18,6 +18,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    union,
     update,
 )
 
@@ -356,12 +357,25 @@ class Repository:
         if not keys:
             return set()
         used: set[str] = set()
-        for column in (items.c.blob_key, items.c.thumbnail_key):
-            for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
-                rows = self._conn.execute(select(column).where(column.in_(chunk)).distinct())
-                used.update(key for (key,) in rows)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            # One statement per chunk; each half is an index lookup on its own column.
+            rows = self._conn.execute(union(
+                select(items.c.blob_key).where(items.c.blob_key.in_(chunk)),
+                select(items.c.thumbnail_key).where(items.c.thumbnail_key.in_(chunk))))
+            used.update(key for (key,) in rows)
         return used
+
+    def hold_off_item_writes(self, lock_timeout_seconds: float) -> None:
+        """Until this write transaction ends, no other transaction can add or change an item
+        (so a reference read now stays true). SQLite: the write transaction already excludes
+        every other writer. PostgreSQL: a SHARE lock on items, which waits for uncommitted item
+        writes to finish and holds new ones back; failing after `lock_timeout_seconds`."""
+        if not self._pg:
+            return
+        self._conn.exec_driver_sql(
+            f"SET LOCAL lock_timeout = {int(lock_timeout_seconds * 1000)}")
+        self._conn.exec_driver_sql("LOCK TABLE items IN SHARE MODE")
 
     # -- events -----------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,6 @@ from services.blobstore.s3 import S3BlobStore
 from services.common.settings import BlobStoreSettings
 
 MULTIPART_SIZE = 2 * TEST_PART_SIZE + 1234567  # three parts, the last one short
-
-
-@pytest.fixture(params=["fs", "s3"])
-def store(request, tmp_path: Path) -> Iterator[BlobStore]:
-    if request.param == "fs":
-        yield open_blob_store(BlobStoreSettings(), tmp_path)
-    else:
-        endpoint = request.getfixturevalue("moto_endpoint")
-        yield open_blob_store(s3_settings(endpoint), tmp_path)
 
 
 def leftovers(store: BlobStore) -> list[str]:

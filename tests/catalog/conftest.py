@@ -20,7 +20,7 @@ from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
 from corral.catalog.v1 import resources_pb2 as res
 from corral.structs import dict_to_struct
-from services.blobstore.base import BlobStore, BlobWriter
+from services.blobstore.base import BlobInfo, BlobStore, BlobWriter
 from services.catalog.app import make_register, open_database
 from services.catalog.db import Database
 from services.catalog.models import events, items
@@ -49,6 +49,12 @@ class FakeBlobStore(BlobStore):
         raise NotImplementedError
 
     def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def stat(self, key: str) -> BlobInfo:
+        raise NotImplementedError
+
+    def list_keys(self, prefix: str) -> Iterator[BlobInfo]:
         raise NotImplementedError
 
     @contextlib.contextmanager

@@ -8,8 +8,7 @@ import hashlib
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -23,18 +22,10 @@ from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from corral.upload.v1 import upload_service_pb2_grpc
 from services.blobstore.fs import FsBlobStore
 from upload.messages import session_requests
+from upload.waiting import WAIT_SECONDS, wait_for
 
 MIB = 1024 * 1024
 GRACE_SECONDS = 10
-WAIT_SECONDS = 60
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.02)
 
 
 class UploadStack:

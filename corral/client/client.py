@@ -50,6 +50,7 @@ from corral.client.results import (
     UploadSummary,
 )
 from corral.client.resumable import ResumableSender, ResumePolicy
+from corral.client.triggers import TriggersMixin
 from corral.client.uploads import (
     DEFAULT_CHUNK_SIZE,
     PlannedFile,
@@ -104,7 +105,7 @@ def preprocess_status(item: ItemDict) -> str | None:
     return record.get("status") if isinstance(record, dict) else None
 
 
-class Client(LinkingMixin):
+class Client(LinkingMixin, TriggersMixin):
     """Talks to the three corral services. Thread-safe; use as a context manager or close().
 
     Addresses default to CORRAL_CATALOG_ADDR, CORRAL_UPLOAD_ADDR and CORRAL_PREPROCESS_ADDR.

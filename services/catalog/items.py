@@ -317,8 +317,14 @@ def update_system_metadata(item_id: str, system: dict[str, Any], expected_blob_k
         if expected_blob_key and item.content_key != expected_blob_key:
             raise FailedPrecondition(
                 f"item {item_id} no longer has blob {expected_blob_key}: its content changed")
-        updated = replace(item, metadata_system={**item.metadata_system, **system},
-                          update_time=datetime.now(UTC))
+        merged = {**item.metadata_system, **system}
+        if isinstance(system.get("executionLogs"), dict) and isinstance(
+                item.metadata_system.get("executionLogs"), dict):
+            # One log per writer (preprocess, each trigger): a writer's read-modify-write of
+            # executionLogs must not drop a log another one wrote meanwhile.
+            merged["executionLogs"] = {**item.metadata_system["executionLogs"],
+                                       **system["executionLogs"]}
+        updated = replace(item, metadata_system=merged, update_time=datetime.now(UTC))
         repo.set_system_metadata(item_id, updated.metadata_system, updated.update_time)
         old_thumbnail = blobs.thumbnail_key(item.metadata_system)
         if not old_thumbnail or old_thumbnail == blobs.thumbnail_key(updated.metadata_system):

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -177,3 +179,37 @@ class EventRetentionRow(Base):
 leased_groups = LeasedGroupRow.__table__
 event_leases = EventLeaseRow.__table__
 event_retention = EventRetentionRow.__table__
+
+
+class TriggerRow(Base):
+    """A trigger (see triggers.py); its consumer group is "trigger:<name>"."""
+    __tablename__ = "triggers"
+    __table_args__ = (Index("ix_triggers_project_name", "project", "name", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project: Mapped[str] = mapped_column(String(128), server_default="default")
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    dataset_id: Mapped[str] = mapped_column(String(32), server_default="")
+    # The filter tree as JSON (triggers.filter_to_json); NULL matches every item.
+    filter: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
+    actions: Mapped[str] = mapped_column(String(64))  # "created,updated"
+    mode: Mapped[str] = mapped_column(String(16))  # "once" or "always"
+    paused: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    update_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class TriggerRunRow(Base):
+    """An item a once-trigger claimed, by the event that claimed it."""
+    __tablename__ = "trigger_runs"
+
+    trigger_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_seq: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), server_default="running")
+    update_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+triggers = TriggerRow.__table__
+trigger_runs = TriggerRunRow.__table__

@@ -11,6 +11,7 @@ import grpc
 
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
+from corral.catalog.v1 import triggers_pb2 as tpb
 from corral.errors import CorralError
 from services.blobstore.base import BlobStore
 from services.catalog import (
@@ -23,6 +24,8 @@ from services.catalog import (
     items,
     leases,
     queries,
+    trigger_convert,
+    triggers,
 )
 from services.catalog.notify import CommitSignal
 from services.catalog.records import EventFilter
@@ -184,6 +187,55 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
         return api.ExtendEventLeasesResponse(
             extended_cursors=[events.format_cursor(position) for position in held],
             expire_time=convert.lease_time(expire_ms) if expire_ms else None)
+
+    # Triggers (triggers.py).
+
+    async def CreateTrigger(self, request: tpb.CreateTriggerRequest,
+                            context: grpc.aio.ServicerContext) -> tpb.CreateTriggerResponse:
+        trigger = await asyncio.to_thread(triggers.create_trigger, self._store,
+                                          trigger_convert.trigger_in(request.trigger))
+        return tpb.CreateTriggerResponse(trigger=trigger_convert.trigger_to_proto(trigger))
+
+    async def GetTrigger(self, request: tpb.GetTriggerRequest,
+                         context: grpc.aio.ServicerContext) -> tpb.GetTriggerResponse:
+        trigger = await asyncio.to_thread(triggers.get_trigger, self._store, request.name)
+        return tpb.GetTriggerResponse(trigger=trigger_convert.trigger_to_proto(trigger))
+
+    async def ListTriggers(self, request: tpb.ListTriggersRequest,
+                           context: grpc.aio.ServicerContext) -> tpb.ListTriggersResponse:
+        page = await asyncio.to_thread(triggers.list_triggers, self._store, request.page_size,
+                                       request.page_token)
+        return tpb.ListTriggersResponse(
+            triggers=[trigger_convert.trigger_to_proto(t) for t in page.entries],
+            next_page_token=page.next_page_token)
+
+    async def UpdateTrigger(self, request: tpb.UpdateTriggerRequest,
+                            context: grpc.aio.ServicerContext) -> tpb.UpdateTriggerResponse:
+        trigger = await asyncio.to_thread(
+            triggers.update_trigger, self._store, trigger_convert.trigger_in(request.trigger),
+            list(request.update_mask.paths))
+        return tpb.UpdateTriggerResponse(trigger=trigger_convert.trigger_to_proto(trigger))
+
+    async def DeleteTrigger(self, request: tpb.DeleteTriggerRequest,
+                            context: grpc.aio.ServicerContext) -> tpb.DeleteTriggerResponse:
+        await asyncio.to_thread(triggers.delete_trigger, self._store, request.name)
+        return tpb.DeleteTriggerResponse()
+
+    async def StartTriggerRun(self, request: tpb.StartTriggerRunRequest,
+                              context: grpc.aio.ServicerContext) -> tpb.StartTriggerRunResponse:
+        proceed = await asyncio.to_thread(triggers.start_run, self._store, request.trigger,
+                                          request.item_id, request.event_cursor)
+        return tpb.StartTriggerRunResponse(proceed=proceed)
+
+    async def CompleteTriggerRun(
+            self, request: tpb.CompleteTriggerRunRequest,
+            context: grpc.aio.ServicerContext) -> tpb.CompleteTriggerRunResponse:
+        item = await asyncio.to_thread(
+            triggers.complete_run, self._store, request.trigger, request.item_id,
+            trigger_convert.run_in(request), trigger_convert.system_in(request))
+        if item is None:
+            return tpb.CompleteTriggerRunResponse(found=False)
+        return tpb.CompleteTriggerRunResponse(found=True, item=convert.item_to_proto(item))
 
     async def _subscribe_leased(self, request: api.SubscribeRequest, event_filter: EventFilter
                                 ) -> AsyncIterator[api.SubscribeResponse]:

@@ -16,6 +16,7 @@ import pytest
 
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import resources_pb2 as res
+from corral.client import filter_match
 from corral.client.filters import Filter, field, to_filter, to_order
 from corral.paths import normalize_dir
 from corral.structs import dict_to_struct, struct_to_dict
@@ -210,6 +211,17 @@ def test_filter_matches_the_reference(stub, corpus, spec):
     found, total = list_all(stub, corpus["dataset"].id, item_filter)
     assert [i.filename for i in found] == wanted
     assert total == len(wanted)
+
+
+@pytest.mark.parametrize("spec", FILTERS, ids=str)
+def test_trigger_evaluator_agrees_with_the_catalog(stub, corpus, spec):
+    """corral.client.filter_match (what `corral worker` evaluates on an event's item) selects
+    exactly what the catalog's SQL selects."""
+    item_filter = to_filter(spec).to_proto()
+    found, _ = list_all(stub, corpus["dataset"].id, to_filter(spec), page_size=100)
+    wanted = {item.filename for item in corpus["items"].values()
+              if filter_match.matches(item, item_filter)}
+    assert {i.filename for i in found} == wanted
 
 
 def test_reference_spot_checks(corpus):

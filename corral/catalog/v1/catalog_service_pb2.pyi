@@ -2,6 +2,7 @@ import datetime
 
 from corral.catalog.v1 import filters_pb2 as _filters_pb2
 from corral.catalog.v1 import resources_pb2 as _resources_pb2
+from corral.catalog.v1 import triggers_pb2 as _triggers_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2

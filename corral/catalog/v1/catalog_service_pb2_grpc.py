@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from corral.catalog.v1 import catalog_service_pb2 as corral_dot_catalog_dot_v1_dot_catalog__service__pb2
+from corral.catalog.v1 import triggers_pb2 as corral_dot_catalog_dot_v1_dot_triggers__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -119,6 +120,41 @@ class CatalogServiceStub:
                 '/corral.catalog.v1.CatalogService/ExtendEventLeases',
                 request_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.ExtendEventLeasesRequest.SerializeToString,
                 response_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.ExtendEventLeasesResponse.FromString,
+                _registered_method=True)
+        self.CreateTrigger = channel.unary_unary(
+                '/corral.catalog.v1.CatalogService/CreateTrigger',
+                request_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.CreateTriggerRequest.SerializeToString,
+                response_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.CreateTriggerResponse.FromString,
+                _registered_method=True)
+        self.GetTrigger = channel.unary_unary(
+                '/corral.catalog.v1.CatalogService/GetTrigger',
+                request_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.GetTriggerRequest.SerializeToString,
+                response_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.GetTriggerResponse.FromString,
+                _registered_method=True)
+        self.ListTriggers = channel.unary_unary(
+                '/corral.catalog.v1.CatalogService/ListTriggers',
+                request_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.ListTriggersRequest.SerializeToString,
+                response_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.ListTriggersResponse.FromString,
+                _registered_method=True)
+        self.UpdateTrigger = channel.unary_unary(
+                '/corral.catalog.v1.CatalogService/UpdateTrigger',
+                request_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.UpdateTriggerRequest.SerializeToString,
+                response_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.UpdateTriggerResponse.FromString,
+                _registered_method=True)
+        self.DeleteTrigger = channel.unary_unary(
+                '/corral.catalog.v1.CatalogService/DeleteTrigger',
+                request_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.DeleteTriggerRequest.SerializeToString,
+                response_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.DeleteTriggerResponse.FromString,
+                _registered_method=True)
+        self.StartTriggerRun = channel.unary_unary(
+                '/corral.catalog.v1.CatalogService/StartTriggerRun',
+                request_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.StartTriggerRunRequest.SerializeToString,
+                response_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.StartTriggerRunResponse.FromString,
+                _registered_method=True)
+        self.CompleteTriggerRun = channel.unary_unary(
+                '/corral.catalog.v1.CatalogService/CompleteTriggerRun',
+                request_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.CompleteTriggerRunRequest.SerializeToString,
+                response_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.CompleteTriggerRunResponse.FromString,
                 _registered_method=True)
 
 
@@ -250,6 +286,56 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateTrigger(self, request, context):
+        """Triggers (triggers.proto): a user function's filtered subscription to item events, each
+        its own leased consumer group "trigger:<name>", run by `corral worker`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTrigger(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTriggers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTrigger(self, request, context):
+        """Changes the scope, filter, actions, mode, paused state or description.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTrigger(self, request, context):
+        """Deletes the trigger, its consumer group and its run records (item metadata stays).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartTriggerRun(self, request, context):
+        """Before a worker runs a function on an item: once triggers record the item (at most one
+        event per item ever proceeds); always triggers always proceed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteTriggerRun(self, request, context):
+        """Records a finished run at metadata.system.executionLogs.<trigger> (merged with the other
+        logs) and, optionally, the function's results at metadata.system.<trigger>. No event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CatalogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -337,6 +423,41 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.ExtendEventLeases,
                     request_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.ExtendEventLeasesRequest.FromString,
                     response_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.ExtendEventLeasesResponse.SerializeToString,
+            ),
+            'CreateTrigger': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTrigger,
+                    request_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.CreateTriggerRequest.FromString,
+                    response_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.CreateTriggerResponse.SerializeToString,
+            ),
+            'GetTrigger': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTrigger,
+                    request_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.GetTriggerRequest.FromString,
+                    response_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.GetTriggerResponse.SerializeToString,
+            ),
+            'ListTriggers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTriggers,
+                    request_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.ListTriggersRequest.FromString,
+                    response_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.ListTriggersResponse.SerializeToString,
+            ),
+            'UpdateTrigger': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTrigger,
+                    request_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.UpdateTriggerRequest.FromString,
+                    response_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.UpdateTriggerResponse.SerializeToString,
+            ),
+            'DeleteTrigger': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTrigger,
+                    request_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.DeleteTriggerRequest.FromString,
+                    response_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.DeleteTriggerResponse.SerializeToString,
+            ),
+            'StartTriggerRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartTriggerRun,
+                    request_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.StartTriggerRunRequest.FromString,
+                    response_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.StartTriggerRunResponse.SerializeToString,
+            ),
+            'CompleteTriggerRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteTriggerRun,
+                    request_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.CompleteTriggerRunRequest.FromString,
+                    response_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.CompleteTriggerRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -799,6 +920,195 @@ class CatalogService:
             '/corral.catalog.v1.CatalogService/ExtendEventLeases',
             corral_dot_catalog_dot_v1_dot_catalog__service__pb2.ExtendEventLeasesRequest.SerializeToString,
             corral_dot_catalog_dot_v1_dot_catalog__service__pb2.ExtendEventLeasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTrigger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.catalog.v1.CatalogService/CreateTrigger',
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.CreateTriggerRequest.SerializeToString,
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.CreateTriggerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrigger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.catalog.v1.CatalogService/GetTrigger',
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.GetTriggerRequest.SerializeToString,
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.GetTriggerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTriggers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.catalog.v1.CatalogService/ListTriggers',
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.ListTriggersRequest.SerializeToString,
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.ListTriggersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTrigger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.catalog.v1.CatalogService/UpdateTrigger',
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.UpdateTriggerRequest.SerializeToString,
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.UpdateTriggerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTrigger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.catalog.v1.CatalogService/DeleteTrigger',
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.DeleteTriggerRequest.SerializeToString,
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.DeleteTriggerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartTriggerRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.catalog.v1.CatalogService/StartTriggerRun',
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.StartTriggerRunRequest.SerializeToString,
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.StartTriggerRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteTriggerRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.catalog.v1.CatalogService/CompleteTriggerRun',
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.CompleteTriggerRunRequest.SerializeToString,
+            corral_dot_catalog_dot_v1_dot_triggers__pb2.CompleteTriggerRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,10 +8,19 @@ import sys
 from collections.abc import Sequence
 
 from corral import addresses
-from corral.cli.commands import datasets, items, linking, metadata, stats, up, upload
+from corral.cli.commands import (
+    datasets,
+    items,
+    linking,
+    metadata,
+    preprocess,
+    stats,
+    up,
+    upload,
+)
 from corral.errors import CorralError
 
-COMMANDS = (up, datasets, upload, linking, items, metadata, stats)
+COMMANDS = (up, datasets, upload, linking, items, metadata, stats, preprocess)
 # Options whose values may start with "-" ("--sort -created_at"), which argparse would
 # otherwise take for an option of their own.
 DASH_VALUE_OPTIONS = ("--sort", "--filter", "--unset")

@@ -76,10 +76,10 @@ def test_bad_requests_name_the_field(stub):
     expect_error(grpc.StatusCode.NOT_FOUND, lambda: set_mode(stub, uuid.uuid4().hex, PRIVATE),
                  "not found")
     plain = api.SubscribeRequest(consumer_group="x", dataset_preprocessing=[GLOBAL])
-    expect_error(invalid, lambda: take(stub, plain, 1, timeout=2), "dataset_preprocessing")
+    expect_error(invalid, lambda: take(stub, plain, 1, timeout=20), "dataset_preprocessing")
     bad = shared("bad-mode")
     bad.dataset_preprocessing.append(42)
-    expect_error(invalid, lambda: take(stub, bad, 1, timeout=2), "dataset_preprocessing")
+    expect_error(invalid, lambda: take(stub, bad, 1, timeout=20), "dataset_preprocessing")
 
 
 def test_every_subscriber_of_a_group_asks_for_the_same_modes(stub):
@@ -87,7 +87,7 @@ def test_every_subscriber_of_a_group_asks_for_the_same_modes(stub):
     assert take(stub, shared(pool), 1, timeout=0.3) == []
     other = shared(pool)
     other.dataset_preprocessing[:] = [GLOBAL, PRIVATE]
-    expect_error(grpc.StatusCode.FAILED_PRECONDITION, lambda: take(stub, other, 1, timeout=2),
+    expect_error(grpc.StatusCode.FAILED_PRECONDITION, lambda: take(stub, other, 1, timeout=20),
                  "dataset_preprocessing")
 
 

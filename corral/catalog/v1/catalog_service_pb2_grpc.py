@@ -260,7 +260,7 @@ class CatalogServiceServicer:
         Applies to every event not yet delivered: in the same transaction, the dataset's events
         that the consumer groups losing it have not acknowledged are handed to the leased groups
         gaining it (see SubscribeRequest.dataset_preprocessing). Events already leased finish
-        where they are.
+        where they are, and are handed over too, as re-deliveries (the new owner checks first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

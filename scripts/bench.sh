@@ -12,3 +12,4 @@ cd "$(dirname "$0")/.."
 .venv/bin/python -m bench.events            # SQLite and PostgreSQL (127.0.0.1:5432): ~5 min
 .venv/bin/python -m bench.metadata_queries
 .venv/bin/python -m bench.triggers          # 3 concurrent triggers vs each alone, SQLite + PostgreSQL: ~5 min
+.venv/bin/python -m bench.private_latency   # private dataset latency vs a 5,000-item backlog

@@ -13,6 +13,7 @@ from corral.cli.commands import (
     items,
     linking,
     metadata,
+    preprocess,
     stats,
     triggers,
     up,
@@ -21,7 +22,8 @@ from corral.cli.commands import (
 )
 from corral.errors import CorralError
 
-COMMANDS = (up, datasets, upload, linking, items, metadata, stats, triggers, worker)
+COMMANDS = (up, datasets, upload, linking, items, metadata, stats, triggers, worker,
+            preprocess)
 # Options whose values may start with "-" ("--sort -created_at"), which argparse would
 # otherwise take for an option of their own.
 DASH_VALUE_OPTIONS = ("--sort", "--filter", "--unset")

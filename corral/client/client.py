@@ -37,6 +37,7 @@ from corral.client.convert import (
     ItemDict,
     dataset_to_dict,
     item_to_dict,
+    preprocessing_mode_value,
     scalar_fields_to_dict,
 )
 from corral.client.events import Subscription
@@ -206,6 +207,16 @@ class Client(LinkingMixin, TriggersMixin):
         with _translated():
             response = self._catalog.DeleteDataset(request, timeout=self.timeout)
         return response.deleted_items
+
+    def set_dataset_preprocessing(self, dataset: DatasetRef, mode: str) -> DatasetDict:
+        """Who preprocesses the dataset's new items: "global" (the shared pool), "private"
+        (only `corral preprocess --dataset NAME` workers) or "off" (nobody). Applies to every
+        event not yet delivered; returns the dataset."""
+        request = catalog_service_pb2.SetDatasetPreprocessingRequest(
+            dataset_id=self._dataset_id(dataset), mode=preprocessing_mode_value(mode))
+        with _translated():
+            response = self._catalog.SetDatasetPreprocessing(request, timeout=self.timeout)
+        return dataset_to_dict(response.dataset)
 
     def _dataset_id(self, dataset: DatasetRef) -> str:
         if isinstance(dataset, Mapping):

@@ -8,6 +8,7 @@ from typing import Any
 from google.protobuf import message, timestamp_pb2
 
 from corral.catalog.v1 import resources_pb2
+from corral.errors import InvalidArgument
 from corral.structs import struct_to_dict
 
 ItemDict = dict[str, Any]
@@ -78,7 +79,25 @@ def dataset_to_dict(dataset: resources_pb2.Dataset) -> DatasetDict:
         "project": dataset.project,
         "create_time": timestamp_to_iso(dataset.create_time),
         "item_count": dataset.item_count,
+        "preprocessing": preprocessing_mode_name(dataset.preprocessing),
     }
+
+
+PREPROCESSING_MODES = ("global", "private", "off")
+
+
+def preprocessing_mode_name(value: int) -> str:
+    """PREPROCESSING_MODE_PRIVATE -> "private" (unset reads as the default, "global")."""
+    if value == resources_pb2.PREPROCESSING_MODE_UNSPECIFIED:
+        return "global"
+    return resources_pb2.PreprocessingMode.Name(value).removeprefix("PREPROCESSING_MODE_").lower()
+
+
+def preprocessing_mode_value(mode: str) -> int:
+    """"private" -> PREPROCESSING_MODE_PRIVATE; InvalidArgument naming `mode` otherwise."""
+    if mode not in PREPROCESSING_MODES:
+        raise InvalidArgument(f"mode must be one of {', '.join(PREPROCESSING_MODES)}: {mode!r}")
+    return resources_pb2.PreprocessingMode.Value(f"PREPROCESSING_MODE_{mode.upper()}")
 
 
 def event_to_dict(event: resources_pb2.ItemEvent) -> EventDict:

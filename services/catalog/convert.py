@@ -27,6 +27,7 @@ from services.catalog.records import (
     ItemType,
     NewItem,
     Outcome,
+    PreprocessingMode,
     StartPosition,
 )
 
@@ -47,6 +48,10 @@ DUPLICATE_POLICIES = {res.DUPLICATE_POLICY_UNSPECIFIED: DuplicatePolicy.SKIP,
                       res.DUPLICATE_POLICY_SKIP: DuplicatePolicy.SKIP,
                       res.DUPLICATE_POLICY_OVERWRITE: DuplicatePolicy.OVERWRITE,
                       res.DUPLICATE_POLICY_FAIL: DuplicatePolicy.FAIL}
+PREPROCESSING_MODES = {PreprocessingMode.GLOBAL: res.PREPROCESSING_MODE_GLOBAL,
+                       PreprocessingMode.PRIVATE: res.PREPROCESSING_MODE_PRIVATE,
+                       PreprocessingMode.OFF: res.PREPROCESSING_MODE_OFF}
+PREPROCESSING_MODES_IN = {v: k for k, v in PREPROCESSING_MODES.items()}
 START_POSITIONS = {api.START_POSITION_UNSPECIFIED: StartPosition.EARLIEST,
                    api.START_POSITION_EARLIEST: StartPosition.EARLIEST,
                    api.START_POSITION_LATEST: StartPosition.LATEST}
@@ -73,7 +78,8 @@ def timestamp(value: datetime) -> Timestamp:
 def dataset_to_proto(dataset: Dataset) -> res.Dataset:
     return res.Dataset(id=dataset.id, name=dataset.name, description=dataset.description,
                        project=dataset.project, create_time=timestamp(dataset.create_time),
-                       item_count=dataset.item_count)
+                       item_count=dataset.item_count,
+                       preprocessing=PREPROCESSING_MODES[dataset.preprocessing])
 
 
 def item_to_proto(item: Item) -> res.Item:
@@ -137,7 +143,18 @@ def item_changes(request: api.UpdateItemRequest) -> ItemChanges:
 
 def event_filter(request: api.SubscribeRequest) -> EventFilter:
     types = frozenset(_enum_in(EVENT_TYPES_IN, t, "event_types") for t in request.event_types)
-    return EventFilter(types=types, dataset_id=request.dataset_id)
+    modes = frozenset(_enum_in(PREPROCESSING_MODES_IN, m, "dataset_preprocessing")
+                      for m in request.dataset_preprocessing)
+    if modes and not request.lease_seconds:
+        raise InvalidArgument("dataset_preprocessing needs leased delivery (lease_seconds > 0)")
+    return EventFilter(types=types, dataset_id=request.dataset_id, dataset_modes=modes)
+
+
+def preprocessing_mode(value: int) -> PreprocessingMode | None:
+    """None when unset; INVALID_ARGUMENT naming `mode` for an unknown value."""
+    if value == res.PREPROCESSING_MODE_UNSPECIFIED:
+        return None
+    return _enum_in(PREPROCESSING_MODES_IN, value, "mode")
 
 
 def start_position(value: int) -> StartPosition:

@@ -10,7 +10,15 @@ from corral.errors import AlreadyExists, InvalidArgument, NotFound
 from services.blobstore.base import BlobStore
 from services.catalog import blobs
 from services.catalog.items import unreferenced_blobs
-from services.catalog.records import Dataset, Deletion, EventType, ItemType, Page
+from services.catalog.leases import hand_over_dataset
+from services.catalog.records import (
+    Dataset,
+    Deletion,
+    EventType,
+    ItemType,
+    Page,
+    PreprocessingMode,
+)
 from services.catalog.repository import Repository, Store
 from services.catalog.validation import (
     check_dataset_name,
@@ -75,6 +83,28 @@ def list_datasets(store: Store, requested_page_size: int = 0,
         counts = repo.item_counts([d.id for d in page])
     token = encode_page_token(page[-1].name) if len(found) > limit else ""
     return Page([replace(d, item_count=counts.get(d.id, 0)) for d in page], token)
+
+
+def set_dataset_preprocessing(store: Store, dataset_id: str,
+                              mode: PreprocessingMode | None) -> Dataset:
+    """Switches who preprocesses the dataset's items. The new mode holds for every event not
+    yet delivered: the leased groups gaining the dataset get the events the groups losing it
+    have not acknowledged (leases.hand_over_dataset), in the same transaction."""
+    require_id(dataset_id, "dataset_id")
+    if mode is None:
+        raise InvalidArgument("mode is required: PREPROCESSING_MODE_GLOBAL, "
+                              "PREPROCESSING_MODE_PRIVATE or PREPROCESSING_MODE_OFF")
+
+    def work(repo: Repository) -> Dataset:
+        dataset = repo.get_dataset(dataset_id, lock=True)
+        if dataset is None:
+            raise NotFound(f"dataset {dataset_id} not found")
+        if dataset.preprocessing != mode:
+            repo.set_dataset_preprocessing(dataset_id, mode)
+            hand_over_dataset(repo, dataset_id, dataset.preprocessing, mode)
+        return _with_count(repo, replace(dataset, preprocessing=mode))
+
+    return store.write(work)
 
 
 def delete_dataset(store: Store, blob_store: BlobStore | None, dataset_id: str) -> Deletion:

@@ -24,6 +24,13 @@ class LeasedGroup:
     event_types: str
     dataset_id: str
     frontier: Position
+    # Comma-separated dataset preprocessing modes ("" = every dataset); None for a group
+    # created before they existed (its next subscriber sets them).
+    dataset_modes: str | None = ""
+
+    @property
+    def modes(self) -> frozenset[str]:
+        return frozenset(self.dataset_modes.split(",")) if self.dataset_modes else frozenset()
 
 
 @dataclass(frozen=True)
@@ -49,22 +56,36 @@ class LeaseRepository:
     def get_group(self, name: str, lock: bool = False) -> LeasedGroup | None:
         """`lock` (PostgreSQL): None as well while another transaction holds the row."""
         row = self._raw.one(
-            "SELECT name, event_types, dataset_id, frontier_txid, frontier_seq "
+            "SELECT name, event_types, dataset_id, frontier_txid, frontier_seq, dataset_modes "
             "FROM leased_groups WHERE name = :name" + (self._skip_locked() if lock else ""),
             {"name": name})
         if row is None:
             return None
-        return LeasedGroup(row[0], row[1], row[2], Position(row[3], row[4]))
+        return LeasedGroup(row[0], row[1], row[2], Position(row[3], row[4]), row[5])
+
+    def groups_filtering_modes(self) -> list[LeasedGroup]:
+        """Groups that filter by dataset preprocessing mode, each row locked until commit
+        (PostgreSQL; waiting, not skipping) so no frontier moves while a mode changes."""
+        rows = self._raw.all(
+            "SELECT name, event_types, dataset_id, frontier_txid, frontier_seq, dataset_modes "
+            "FROM leased_groups WHERE dataset_modes IS NOT NULL AND dataset_modes <> '' "
+            "ORDER BY name" + (" FOR UPDATE" if self._pg else ""))
+        return [LeasedGroup(row[0], row[1], row[2], Position(row[3], row[4]), row[5])
+                for row in rows]
+
+    def set_group_modes(self, name: str, dataset_modes: str) -> None:
+        self._raw.run("UPDATE leased_groups SET dataset_modes = :modes WHERE name = :name",
+                      {"name": name, "modes": dataset_modes})
 
     def insert_group(self, group: LeasedGroup, now: datetime) -> None:
         """Does nothing if a concurrent subscriber created it first."""
         self._raw.run(
-            "INSERT INTO leased_groups (name, event_types, dataset_id, frontier_txid, "
-            "frontier_seq, create_time) VALUES (:name, :types, :dataset_id, :txid, :seq, :now) "
-            "ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO leased_groups (name, event_types, dataset_id, dataset_modes, "
+            "frontier_txid, frontier_seq, create_time) VALUES (:name, :types, :dataset_id, "
+            ":modes, :txid, :seq, :now) ON CONFLICT (name) DO NOTHING",
             {"name": group.name, "types": group.event_types, "dataset_id": group.dataset_id,
-             "txid": group.frontier.txid, "seq": group.frontier.seq,
-             "now": self._raw.driver.time_in(now)})
+             "modes": group.dataset_modes or "", "txid": group.frontier.txid,
+             "seq": group.frontier.seq, "now": self._raw.driver.time_in(now)})
 
     def advance_frontier(self, name: str, position: Position) -> None:
         self._raw.run(
@@ -87,6 +108,36 @@ class LeaseRepository:
             "INSERT INTO event_leases (group_name, seq, txid, owner, lease_expire_ms, attempts) "
             "VALUES (:name, :seq, :txid, '', 0, 0) ON CONFLICT (group_name, seq) DO NOTHING",
             [{"name": name, "seq": p.seq, "txid": p.txid} for p in positions])
+
+    def hand_over(self, source: LeasedGroup, target: LeasedGroup, dataset_id: str) -> int:
+        """Gives `target` pending rows for the events of `dataset_id` that `source` has not
+        acknowledged and `target`'s frontier has already passed: `source`'s rows of them, and
+        the events after `source`'s frontier. Events after `target`'s frontier need nothing:
+        its own scan meets them. The rows count one delivery already, so the worker asks the
+        catalog whether the item was done before redoing it. Returns the rows added."""
+        params: dict[str, Any] = {
+            "target": target.name, "source": source.name, "dataset_id": dataset_id,
+            "ttxid": target.frontier.txid, "tseq": target.frontier.seq,
+            "stxid": source.frontier.txid, "sseq": source.frontier.seq}
+        types = ""
+        if target.event_types:
+            in_list, type_params = _in_list("k", target.event_types.split(","))
+            types, params = f" AND e.type IN {in_list}", {**params, **type_params}
+        # SQLite's txid is always 0: compare seq alone, so its primary key serves the range.
+        upto = "(e.txid, e.seq) <= (:ttxid, :tseq)" if self._pg else "e.seq <= :tseq"
+        after = "(e.txid, e.seq) > (:stxid, :sseq)" if self._pg else "e.seq > :sseq"
+        insert = ("INSERT INTO event_leases (group_name, seq, txid, owner, lease_expire_ms, "
+                  "attempts) SELECT :target, e.seq, e.txid, '', 0, 1 ")
+        added = self._raw.run(
+            insert + "FROM event_leases l JOIN events e ON e.seq = l.seq "
+            f"WHERE l.group_name = :source AND e.dataset_id = :dataset_id AND {upto}{types} "
+            "ON CONFLICT (group_name, seq) DO NOTHING", params)
+        if source.frontier < target.frontier:
+            added += self._raw.run(
+                insert + f"FROM events e WHERE {after} AND {upto} "
+                f"AND e.dataset_id = :dataset_id{types} "
+                "ON CONFLICT (group_name, seq) DO NOTHING", params)
+        return added
 
     def held_by(self, name: str, owner: str, now_ms: int) -> int:
         row = self._raw.one(

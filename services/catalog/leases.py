@@ -17,7 +17,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -30,6 +30,7 @@ from services.catalog.records import (
     Event,
     EventFilter,
     Position,
+    PreprocessingMode,
     StartPosition,
 )
 from services.catalog.repository import Repository, Store
@@ -88,13 +89,23 @@ def _check_lease_seconds(lease_seconds: int, minimum: int) -> None:
             f"lease_seconds must be between {minimum} and {MAX_LEASE_SECONDS}")
 
 
-def _filter_columns(event_filter: EventFilter) -> tuple[str, str]:
-    return ",".join(sorted(str(kind) for kind in event_filter.types)), event_filter.dataset_id
+def _filter_columns(event_filter: EventFilter) -> tuple[str, str, str]:
+    return (",".join(sorted(str(kind) for kind in event_filter.types)), event_filter.dataset_id,
+            ",".join(sorted(str(mode) for mode in event_filter.dataset_modes)))
 
 
 def _matches(group: LeasedGroup, kind: str, dataset_id: str) -> bool:
     return ((not group.event_types or kind in group.event_types.split(","))
             and (not group.dataset_id or dataset_id == group.dataset_id))
+
+
+def _outside_modes(repo: Repository, modes: frozenset[str], dataset_ids: list[str]) -> set[str]:
+    """Those of the datasets whose preprocessing mode is not one of `modes` (deleted ones
+    included); none when `modes` is empty (no mode filter)."""
+    if not modes or not dataset_ids:
+        return set()
+    current = repo.dataset_modes(dataset_ids)
+    return {d for d in dataset_ids if d not in current or str(current[d]) not in modes}
 
 
 def write_quietly(store: Store, work: Callable[[Repository], T]) -> T:
@@ -120,13 +131,19 @@ def join(request: LeaseRequest, where: StartPosition) -> Callable[[Repository], 
                 start = repo.head_position() or events.ORIGIN
             else:
                 start = leases.trimmed_through() or events.ORIGIN
-            leases.insert_group(LeasedGroup(name, *wanted, start), datetime.now(UTC))
+            types, dataset_id, modes = wanted
+            leases.insert_group(LeasedGroup(name, types, dataset_id, start, modes),
+                                datetime.now(UTC))
             group = leases.get_group(name)
             assert group is not None
-        if (group.event_types, group.dataset_id) != wanted:
+        if group.dataset_modes is None:  # created before dataset modes existed
+            leases.set_group_modes(name, wanted[2])
+            group = replace(group, dataset_modes=wanted[2])
+        if (group.event_types, group.dataset_id, group.dataset_modes) != wanted:
             raise FailedPrecondition(
                 f"consumer group {name!r} leases event_types [{group.event_types}] of dataset_id "
-                f"{group.dataset_id!r}: every subscriber of the group must ask for the same")
+                f"{group.dataset_id!r} and dataset_preprocessing [{group.dataset_modes}]: every "
+                "subscriber of the group must ask for the same")
 
     return work
 
@@ -135,6 +152,7 @@ def claim(request: LeaseRequest) -> Callable[[Repository], list[LeasedEvent]]:
     """Leases to the subscriber as many events as it has room for: expired or pending ones
     first (oldest first), then new events past the group's frontier."""
     name, owner = request.consumer_group, request.subscriber_id
+    modes = frozenset(str(mode) for mode in request.event_filter.dataset_modes)
 
     def work(repo: Repository) -> list[LeasedEvent]:
         leases = LeaseRepository(repo)
@@ -143,15 +161,29 @@ def claim(request: LeaseRequest) -> Callable[[Repository], list[LeasedEvent]]:
         if room <= 0:
             return []
         expire = now + request.lease_seconds * 1000
-        claims = leases.claim(name, owner, now, expire, room)
-        if len(claims) < room and _extend_frontier(repo, leases, name):
-            claims += leases.claim(name, owner, now, expire, room - len(claims))
-        found = leases.events_at([c.position.seq for c in claims])
-        gone = [c.position.seq for c in claims if c.position.seq not in found]
-        if gone:  # retention deleted them after they were added
-            leases.delete_leases(name, gone)
-        return [LeasedEvent(found[c.position.seq], owner, expire, c.attempts)
-                for c in claims if c.position.seq in found]
+        leased: list[LeasedEvent] = []
+        skipped = False
+        for _ in range(MAX_SCANS_PER_CLAIM):
+            claims = leases.claim(name, owner, now, expire, room - len(leased))
+            if len(leased) + len(claims) < room and _extend_frontier(repo, leases, name):
+                claims += leases.claim(name, owner, now, expire,
+                                       room - len(leased) - len(claims))
+            found = leases.events_at([c.position.seq for c in claims])
+            # Pending rows added before their dataset changed mode are skipped now: the mode
+            # holds for every event not yet delivered.
+            outside = _outside_modes(repo, modes, [e.dataset_id for e in found.values()])
+            drop = [c.position.seq for c in claims if c.position.seq not in found
+                    or found[c.position.seq].dataset_id in outside]
+            if drop:  # deleted by retention after they were added, or skipped
+                leases.delete_leases(name, drop)
+                skipped = True
+            leased += [LeasedEvent(found[c.position.seq], owner, expire, c.attempts)
+                       for c in claims if c.position.seq not in drop]
+            if not drop or len(leased) >= room:
+                break
+        if skipped and (group := leases.get_group(name)) is not None:
+            _commit_watermark(repo, leases, group, group.frontier)
+        return leased
 
     return work
 
@@ -168,8 +200,10 @@ def _extend_frontier(repo: Repository, leases: LeaseRepository, name: str) -> bo
         scanned = leases.scan_after(frontier, SCAN_BATCH)
         if not scanned:
             break
-        wanted = [position for position, kind, dataset_id in scanned
-                  if _matches(group, kind, dataset_id)]
+        matching = [(position, dataset_id) for position, kind, dataset_id in scanned
+                    if _matches(group, kind, dataset_id)]
+        outside = _outside_modes(repo, group.modes, [dataset_id for _, dataset_id in matching])
+        wanted = [position for position, dataset_id in matching if dataset_id not in outside]
         frontier = scanned[-1][0]
         leases.add_pending(name, wanted)
         if wanted or len(scanned) < SCAN_BATCH:
@@ -189,6 +223,20 @@ def _commit_watermark(repo: Repository, leases: LeaseRepository, group: LeasedGr
     if mark > events.ORIGIN:
         return repo.commit_consumer_group(group.name, mark, datetime.now(UTC))
     return repo.get_consumer_group(group.name) or events.ORIGIN
+
+
+def hand_over_dataset(repo: Repository, dataset_id: str, old: PreprocessingMode,
+                      new: PreprocessingMode) -> int:
+    """Part of a dataset's mode change, in its transaction: the leased groups that gain the
+    dataset (their mode filter takes `new`, not `old`) get the events of it that the groups
+    losing it have not acknowledged. The losing groups skip those when they come to claim them
+    (see claim); events they already leased finish there. Returns the rows handed over."""
+    leases = LeaseRepository(repo)
+    groups = [g for g in leases.groups_filtering_modes() if g.dataset_id in ("", dataset_id)]
+    gaining = [g for g in groups if str(new) in g.modes and str(old) not in g.modes]
+    losing = [g for g in groups if str(old) in g.modes and str(new) not in g.modes]
+    return sum(leases.hand_over(source, target, dataset_id)
+               for target in gaining for source in losing)
 
 
 def ack(consumer_group: str, cursor: str,

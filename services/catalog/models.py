@@ -58,6 +58,8 @@ class DatasetRow(Base):
     description: Mapped[str] = mapped_column(Text, server_default="")
     create_time: Mapped[datetime] = mapped_column(Timestamp)
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # Revision 0006: "global", "private" or "off" (records.PreprocessingMode).
+    preprocessing: Mapped[str] = mapped_column(String(16), server_default="global")
 
 
 class ItemRow(Base):
@@ -142,6 +144,9 @@ class LeasedGroupRow(Base):
     # The group's filter: comma-separated event types ("" = all) and dataset ("" = all).
     event_types: Mapped[str] = mapped_column(String(64), server_default="")
     dataset_id: Mapped[str] = mapped_column(String(32), server_default="")
+    # Revision 0006: comma-separated dataset preprocessing modes ("" = all). NULL for a group
+    # created before 0006, whose first subscriber after the upgrade sets it.
+    dataset_modes: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Every event up to here has a lease row or was acknowledged (or did not match).
     frontier_txid: Mapped[int] = mapped_column(BigInteger, server_default="0")
     frontier_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")

@@ -36,6 +36,13 @@ class Outcome(StrEnum):
     OVERWRITTEN = "overwritten"
 
 
+class PreprocessingMode(StrEnum):
+    """Who preprocesses a dataset's new items: the shared pool, a private worker, nobody."""
+    GLOBAL = "global"
+    PRIVATE = "private"
+    OFF = "off"
+
+
 class StartPosition(StrEnum):
     EARLIEST = "earliest"
     LATEST = "latest"
@@ -49,6 +56,7 @@ class Dataset:
     project: str
     create_time: datetime
     item_count: int = 0
+    preprocessing: PreprocessingMode = PreprocessingMode.GLOBAL
 
 
 @dataclass(frozen=True)
@@ -175,6 +183,8 @@ class Event:
 class EventFilter:
     types: frozenset[EventType] = frozenset()
     dataset_id: str = ""
+    # Leased groups only: events of datasets in one of these preprocessing modes (empty: all).
+    dataset_modes: frozenset[PreprocessingMode] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from services.catalog.records import (
     ItemType,
     Outcome,
     Position,
+    PreprocessingMode,
 )
 
 T = TypeVar("T")
@@ -49,7 +50,8 @@ def _utc(value: datetime) -> datetime:
 
 def _dataset(row: Row, item_count: int = 0) -> Dataset:
     return Dataset(id=row.id, name=row.name, description=row.description, project=row.project,
-                   create_time=_utc(row.create_time), item_count=item_count)
+                   create_time=_utc(row.create_time), item_count=item_count,
+                   preprocessing=PreprocessingMode(row.preprocessing))
 
 
 def _item(row: Row) -> Item:
@@ -137,7 +139,19 @@ class Repository:
         self._conn.execute(datasets.insert().values(
             id=dataset.id, project=dataset.project, name=dataset.name,
             description=dataset.description, create_time=dataset.create_time,
-            request_id=request_id))
+            request_id=request_id, preprocessing=str(dataset.preprocessing)))
+
+    def set_dataset_preprocessing(self, dataset_id: str, mode: PreprocessingMode) -> None:
+        self._conn.execute(update(datasets).where(datasets.c.id == dataset_id)
+                           .values(preprocessing=str(mode)))
+
+    def dataset_modes(self, dataset_ids: Sequence[str]) -> dict[str, PreprocessingMode]:
+        """The preprocessing mode of each of these datasets that exists."""
+        if not dataset_ids:
+            return {}
+        rows = self._conn.execute(select(datasets.c.id, datasets.c.preprocessing)
+                                  .where(datasets.c.id.in_(sorted(set(dataset_ids))))).all()
+        return {dataset_id: PreprocessingMode(mode) for dataset_id, mode in rows}
 
     def list_datasets(self, project: str, after_name: str | None, limit: int) -> list[Dataset]:
         query = select(datasets).where(datasets.c.project == project)

@@ -188,6 +188,14 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
             extended_cursors=[events.format_cursor(position) for position in held],
             expire_time=convert.lease_time(expire_ms) if expire_ms else None)
 
+    async def SetDatasetPreprocessing(
+            self, request: api.SetDatasetPreprocessingRequest,
+            context: grpc.aio.ServicerContext) -> api.SetDatasetPreprocessingResponse:
+        dataset = await asyncio.to_thread(datasets.set_dataset_preprocessing, self._store,
+                                          request.dataset_id,
+                                          convert.preprocessing_mode(request.mode))
+        return api.SetDatasetPreprocessingResponse(dataset=convert.dataset_to_proto(dataset))
+
     # Triggers (triggers.py).
 
     async def CreateTrigger(self, request: tpb.CreateTriggerRequest,

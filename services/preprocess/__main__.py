@@ -12,9 +12,11 @@ import asyncio
 import functools
 import logging
 import sys
+import time
 
 import grpc
 
+from corral.errors import Unavailable
 from corral.preprocess.v1 import preprocess_service_pb2_grpc as pb_grpc
 from services.blobstore import open_blob_store
 from services.common.config import load
@@ -30,6 +32,8 @@ from services.preprocess.worker import Worker
 
 log = logging.getLogger("corral.preprocess")
 
+RESOLVE_TIMEOUT_SECONDS = 30.0
+
 
 def build_pool(config: PreprocessConfig) -> DecodePool:
     limits = DecodeLimits(thumbnail_size=config.thumbnail_size,
@@ -38,6 +42,26 @@ def build_pool(config: PreprocessConfig) -> DecodePool:
     store_factory = functools.partial(open_blob_store, config, config.data_path)
     return DecodePool(config.pool_processes, store_factory, limits,
                       config.task_timeout_seconds, config.fetch_policy())
+
+
+async def resolve_dataset(catalog: GrpcCatalog, name_or_id: str,
+                          timeout: float = RESOLVE_TIMEOUT_SECONDS) -> str:
+    """The id of a private worker's dataset; waits for the catalog while it is unavailable.
+    A dataset that does not exist stops the service (NotFound)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            dataset = await catalog.get_dataset(name_or_id)
+            break
+        except Unavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    if dataset.preprocessing != "private":
+        log.warning("the dataset is not in private preprocessing mode: this worker gets its "
+                    "items once it is (corral datasets set NAME --preprocessing private)",
+                    extra={"dataset": dataset.name, "mode": dataset.preprocessing})
+    return dataset.id
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,13 +73,15 @@ def main(argv: list[str] | None = None) -> None:
 
     async def register(server: grpc.aio.Server):
         catalog = GrpcCatalog(config.catalog_addr)
-        processor = ItemProcessor(catalog, pool, store, config.max_attempts)
-        worker = Worker(catalog, processor, config.consumer_group, config.max_in_flight,
-                        config.lease_seconds)
+        dataset_id = await resolve_dataset(catalog, config.dataset) if config.dataset else ""
+        group = config.group_for(dataset_id)
+        processor = ItemProcessor(catalog, pool, store, config.max_attempts, group)
+        worker = Worker(catalog, processor, group, config.max_in_flight, config.lease_seconds,
+                        dataset_id)
         pb_grpc.add_PreprocessServiceServicer_to_server(PreprocessServicer(worker), server)
         worker.start()
-        log.info("worker started", extra={"catalog": config.catalog_addr,
-                                          "group": config.consumer_group,
+        log.info("worker started", extra={"catalog": config.catalog_addr, "group": group,
+                                          "dataset_id": dataset_id,
                                           "processes": pool.processes})
 
         async def cleanup() -> None:

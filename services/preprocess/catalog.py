@@ -62,6 +62,17 @@ class LeaseSettings:
     subscriber_id: str
     lease_seconds: int
     max_in_flight: int
+    # A private worker's dataset: its events while it is in private preprocessing mode.
+    # Empty: the shared pool, events of every dataset in global mode.
+    dataset_id: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    id: str
+    name: str
+    # "global", "private" or "off".
+    preprocessing: str
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,10 @@ class Catalog(Protocol):
         ...
 
     async def get_item(self, item_id: str) -> CatalogItem: ...
+
+    async def get_dataset(self, name_or_id: str) -> DatasetInfo:
+        """By id (32 hex characters) or else by name."""
+        ...
 
     async def update_system_metadata(self, item_id: str, system: dict[str, Any],
                                      expected_blob_key: str) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,15 +12,18 @@ from google.protobuf import struct_pb2
 from corral.catalog.v1 import catalog_service_pb2 as pb
 from corral.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from corral.catalog.v1 import resources_pb2
+from corral.errors import NotFound
 from corral.rpc import CHANNEL_OPTIONS, translate
 from corral.structs import struct_to_dict
 from services.preprocess.catalog import (
     CatalogItem,
     ConsumerGroupState,
+    DatasetInfo,
     ItemEvent,
     LeaseSettings,
 )
 
+_HEX_ID = re.compile(r"[0-9a-f]{32}")
 # Unary calls; the Subscribe stream has none, it lives until cancelled.
 CALL_TIMEOUT_SECONDS = 30.0
 # gRPC's default reconnect backoff grows to two minutes; a restarted catalog should be
@@ -37,6 +41,12 @@ def _item(item: resources_pb2.Item) -> CatalogItem:
     return CatalogItem(id=item.id, name=item.name, size=item.size, blob_key=item.blob_key,
                        system=system, link_url=item.link.url,
                        link_mimetype=item.link.mimetype)
+
+
+def _dataset(dataset: resources_pb2.Dataset) -> DatasetInfo:
+    mode = resources_pb2.PreprocessingMode.Name(dataset.preprocessing)
+    return DatasetInfo(id=dataset.id, name=dataset.name,
+                       preprocessing=mode.removeprefix("PREPROCESSING_MODE_").lower())
 
 
 def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
@@ -67,7 +77,9 @@ class GrpcCatalog:
             consumer_group=lease.consumer_group, subscriber_id=lease.subscriber_id,
             lease_seconds=lease.lease_seconds, max_in_flight=lease.max_in_flight,
             start_position=pb.START_POSITION_EARLIEST,
-            event_types=[resources_pb2.EVENT_TYPE_CREATED])
+            event_types=[resources_pb2.EVENT_TYPE_CREATED], dataset_id=lease.dataset_id,
+            dataset_preprocessing=[resources_pb2.PREPROCESSING_MODE_PRIVATE if lease.dataset_id
+                                   else resources_pb2.PREPROCESSING_MODE_GLOBAL])
         call = self._stub.Subscribe(request)
         try:
             await call.wait_for_connection()
@@ -86,6 +98,22 @@ class GrpcCatalog:
         except grpc.RpcError as exc:
             raise translate(exc) from None
         return _item(response.item)
+
+    async def get_dataset(self, name_or_id: str) -> DatasetInfo:
+        """By name, else by id when the text looks like one (as the SDK does)."""
+        try:
+            return await self._get_dataset(pb.GetDatasetRequest(name=name_or_id))
+        except NotFound:
+            if not _HEX_ID.fullmatch(name_or_id):
+                raise
+        return await self._get_dataset(pb.GetDatasetRequest(dataset_id=name_or_id))
+
+    async def _get_dataset(self, request: pb.GetDatasetRequest) -> DatasetInfo:
+        try:
+            response = await self._stub.GetDataset(request, timeout=CALL_TIMEOUT_SECONDS)
+        except grpc.RpcError as exc:
+            raise translate(exc) from None
+        return _dataset(response.dataset)
 
     async def update_system_metadata(self, item_id: str, system: dict[str, Any],
                                      expected_blob_key: str) -> None:

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from services.common.config import setting
 from services.common.settings import BlobStoreSettings, CommonSettings, FetchSettings
 
+SHARED_GROUP = "preprocess"
+PRIVATE_GROUP_PREFIX = "preprocess:dataset:"
+
 
 @dataclass
 class PreprocessConfig(CommonSettings, BlobStoreSettings, FetchSettings):
@@ -16,8 +19,14 @@ class PreprocessConfig(CommonSettings, BlobStoreSettings, FetchSettings):
                                 "Catalog service to subscribe to and write results back to")
     processes: int = setting("CORRAL_PREPROCESS_PROCESSES", 0,
                              "Decoding worker processes (0: one per CPU core)")
-    consumer_group: str = setting("CORRAL_PREPROCESS_GROUP", "preprocess",
-                                  "Consumer group of the catalog's event stream")
+    consumer_group: str = setting(
+        "CORRAL_PREPROCESS_GROUP", "",
+        "Consumer group of the catalog's event stream (empty: preprocess, or "
+        "preprocess:dataset:<id> for a private worker)")
+    dataset: str = setting(
+        "CORRAL_PREPROCESS_DATASET", "",
+        "Private worker: serve only this dataset (name or id), and only while its "
+        "preprocessing mode is private (empty: the shared pool, every dataset in global mode)")
     lease_seconds: int = setting(
         "CORRAL_PREPROCESS_LEASE_SECONDS", 60,
         "How long an event stays leased to this worker; the worker extends the leases of "
@@ -33,6 +42,12 @@ class PreprocessConfig(CommonSettings, BlobStoreSettings, FetchSettings):
     max_attempts: int = setting("CORRAL_PREPROCESS_MAX_ATTEMPTS", 2,
                                 "Tries per item when its decoding process dies or the blob "
                                 "store fails (bad files fail at once)")
+
+    def group_for(self, dataset_id: str) -> str:
+        """The consumer group: the configured one, else the shared pool's or the dataset's."""
+        if self.consumer_group:
+            return self.consumer_group
+        return f"{PRIVATE_GROUP_PREFIX}{dataset_id}" if dataset_id else SHARED_GROUP
 
     @property
     def pool_processes(self) -> int:

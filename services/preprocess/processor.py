@@ -59,9 +59,11 @@ class Outcome(enum.Enum):
 
 class ItemProcessor:
     def __init__(self, catalog: Catalog, pool: DecodePool, store: BlobStore,
-                 max_attempts: int = 2) -> None:
+                 max_attempts: int = 2, consumer_group: str = "") -> None:
+        """`consumer_group` is recorded in each item's execution log (who processed it)."""
         self.catalog, self.pool, self.store = catalog, pool, store
         self.max_attempts = max(1, max_attempts)
+        self.consumer_group = consumer_group
 
     async def process(self, item_id: str, snapshot: CatalogItem | None = None) -> Outcome:
         """Preprocesses the item's current content, or `snapshot` (the item as its event
@@ -129,6 +131,8 @@ class ItemProcessor:
             "blobKey": item.content_key,
             "attempts": attempts,
         }
+        if self.consumer_group:
+            record["consumerGroup"] = self.consumer_group
         system["executionLogs"] = {**item.execution_logs, "preprocess": record}
         return system
 

@@ -21,4 +21,5 @@ class PreprocessServicer(pb_grpc.PreprocessServiceServicer):
         return pb.GetStatsResponse(
             processed=stats.processed, failed=stats.failed, skipped=stats.skipped,
             in_flight=stats.in_flight, lag=stats.lag, committed_cursor=stats.committed_cursor,
-            subscribed=stats.subscribed, pool_processes=stats.pool_processes)
+            subscribed=stats.subscribed, pool_processes=stats.pool_processes,
+            consumer_group=self.worker.consumer_group, dataset_id=self.worker.dataset_id)

@@ -60,11 +60,14 @@ class WorkerStats:
 
 class Worker:
     def __init__(self, catalog: Catalog, processor: ItemProcessor, consumer_group: str,
-                 max_in_flight: int, lease_seconds: int = 60) -> None:
+                 max_in_flight: int, lease_seconds: int = 60, dataset_id: str = "") -> None:
+        """`dataset_id`: a private worker, serving that dataset while it is in private
+        preprocessing mode; empty: the shared pool (every dataset in global mode)."""
         self.catalog, self.processor, self.consumer_group = catalog, processor, consumer_group
+        self.dataset_id = dataset_id
         max_in_flight = max(1, max_in_flight)
         self.lease = LeaseSettings(consumer_group, subscriber_id(), max(1, lease_seconds),
-                                   LEASE_HEADROOM * max_in_flight)
+                                   LEASE_HEADROOM * max_in_flight, dataset_id)
         self.counts = {outcome: 0 for outcome in Outcome}
         self.subscribed = False
         self.committed_cursor = ""

@@ -14,6 +14,7 @@ from pathlib import Path
 from corral import addresses
 from corral.launcher import ServiceProcess
 
+ROOT = Path(__file__).resolve().parents[2]
 QUIET_SETTINGS = {
     "CORRAL_LOG_LEVEL": "info",
     "CORRAL_GRACE_SECONDS": "2",
@@ -30,8 +31,10 @@ class Stack:
 
     @property
     def env(self) -> dict[str, str]:
-        """Environment for a `corral` subprocess talking to this stack."""
-        return {**os.environ,
+        """Environment for a `corral` subprocess talking to this stack, importing this
+        checkout's code (not whatever an editable install points at)."""
+        python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        return {**os.environ, "PYTHONPATH": python_path,
                 addresses.CATALOG_ADDR_ENV: self.catalog.addr,
                 addresses.UPLOAD_ADDR_ENV: self.upload.addr,
                 addresses.PREPROCESS_ADDR_ENV: self.preprocess.addr}

@@ -259,7 +259,7 @@ class UpdateSystemMetadataResponse(_message.Message):
     def __init__(self, item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("consumer_group", "start_cursor", "start_position", "event_types", "dataset_id", "lease_seconds", "max_in_flight", "subscriber_id")
+    __slots__ = ("consumer_group", "start_cursor", "start_position", "event_types", "dataset_id", "lease_seconds", "max_in_flight", "subscriber_id", "dataset_preprocessing")
     CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
     START_CURSOR_FIELD_NUMBER: _ClassVar[int]
     START_POSITION_FIELD_NUMBER: _ClassVar[int]
@@ -268,6 +268,7 @@ class SubscribeRequest(_message.Message):
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
     consumer_group: str
     start_cursor: str
     start_position: StartPosition
@@ -276,7 +277,8 @@ class SubscribeRequest(_message.Message):
     lease_seconds: int
     max_in_flight: int
     subscriber_id: str
-    def __init__(self, consumer_group: _Optional[str] = ..., start_cursor: _Optional[str] = ..., start_position: _Optional[_Union[StartPosition, str]] = ..., event_types: _Optional[_Iterable[_Union[_resources_pb2.EventType, str]]] = ..., dataset_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., subscriber_id: _Optional[str] = ...) -> None: ...
+    dataset_preprocessing: _containers.RepeatedScalarFieldContainer[_resources_pb2.PreprocessingMode]
+    def __init__(self, consumer_group: _Optional[str] = ..., start_cursor: _Optional[str] = ..., start_position: _Optional[_Union[StartPosition, str]] = ..., event_types: _Optional[_Iterable[_Union[_resources_pb2.EventType, str]]] = ..., dataset_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., subscriber_id: _Optional[str] = ..., dataset_preprocessing: _Optional[_Iterable[_Union[_resources_pb2.PreprocessingMode, str]]] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
     __slots__ = ("event", "lease")
@@ -369,3 +371,17 @@ class UpdateMatchingItemsResponse(_message.Message):
     UPDATED_ITEMS_FIELD_NUMBER: _ClassVar[int]
     updated_items: int
     def __init__(self, updated_items: _Optional[int] = ...) -> None: ...
+
+class SetDatasetPreprocessingRequest(_message.Message):
+    __slots__ = ("dataset_id", "mode")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    mode: _resources_pb2.PreprocessingMode
+    def __init__(self, dataset_id: _Optional[str] = ..., mode: _Optional[_Union[_resources_pb2.PreprocessingMode, str]] = ...) -> None: ...
+
+class SetDatasetPreprocessingResponse(_message.Message):
+    __slots__ = ("dataset",)
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    dataset: _resources_pb2.Dataset
+    def __init__(self, dataset: _Optional[_Union[_resources_pb2.Dataset, _Mapping]] = ...) -> None: ...

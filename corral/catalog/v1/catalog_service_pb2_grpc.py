@@ -156,6 +156,11 @@ class CatalogServiceStub:
                 request_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.CompleteTriggerRunRequest.SerializeToString,
                 response_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.CompleteTriggerRunResponse.FromString,
                 _registered_method=True)
+        self.SetDatasetPreprocessing = channel.unary_unary(
+                '/corral.catalog.v1.CatalogService/SetDatasetPreprocessing',
+                request_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.SetDatasetPreprocessingRequest.SerializeToString,
+                response_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.SetDatasetPreprocessingResponse.FromString,
+                _registered_method=True)
 
 
 class CatalogServiceServicer:
@@ -336,6 +341,17 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetDatasetPreprocessing(self, request, context):
+        """Switches who preprocesses a dataset's items (shared pool, a private worker, nobody).
+        Applies to every event not yet delivered: in the same transaction, the dataset's events
+        that the consumer groups losing it have not acknowledged are handed to the leased groups
+        gaining it (see SubscribeRequest.dataset_preprocessing). Events already leased finish
+        where they are, and are handed over too, as re-deliveries (the new owner checks first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CatalogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -458,6 +474,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.CompleteTriggerRun,
                     request_deserializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.CompleteTriggerRunRequest.FromString,
                     response_serializer=corral_dot_catalog_dot_v1_dot_triggers__pb2.CompleteTriggerRunResponse.SerializeToString,
+            ),
+            'SetDatasetPreprocessing': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDatasetPreprocessing,
+                    request_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.SetDatasetPreprocessingRequest.FromString,
+                    response_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.SetDatasetPreprocessingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1109,6 +1130,33 @@ class CatalogService:
             '/corral.catalog.v1.CatalogService/CompleteTriggerRun',
             corral_dot_catalog_dot_v1_dot_triggers__pb2.CompleteTriggerRunRequest.SerializeToString,
             corral_dot_catalog_dot_v1_dot_triggers__pb2.CompleteTriggerRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDatasetPreprocessing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.catalog.v1.CatalogService/SetDatasetPreprocessing',
+            corral_dot_catalog_dot_v1_dot_catalog__service__pb2.SetDatasetPreprocessingRequest.SerializeToString,
+            corral_dot_catalog_dot_v1_dot_catalog__service__pb2.SetDatasetPreprocessingResponse.FromString,
             options,
             channel_credentials,
             insecure,

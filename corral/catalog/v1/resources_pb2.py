@@ -26,31 +26,33 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!corral/catalog/v1/resources.proto\x12\x11\x63orral.catalog.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x01\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0f\n\x07project\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nitem_count\x18\x06 \x01(\x03\"^\n\x0cItemMetadata\x12\'\n\x06system\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x04user\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x83\x03\n\x04Item\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x0b\n\x03\x64ir\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x10\n\x08\x66ilename\x18\x05 \x01(\t\x12)\n\x04type\x18\x06 \x01(\x0e\x32\x1b.corral.catalog.v1.ItemType\x12\x0c\n\x04size\x18\x07 \x01(\x03\x12\x0e\n\x06sha256\x18\x08 \x01(\t\x12\x10\n\x08\x62lob_key\x18\t \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\n \x01(\t\x12\x31\n\x08metadata\x18\x0b \x01(\x0b\x32\x1f.corral.catalog.v1.ItemMetadata\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x04link\x18\x0e \x01(\x0b\x32\x1b.corral.catalog.v1.LinkInfo\")\n\x08LinkInfo\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x10\n\x08mimetype\x18\x02 \x01(\t\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xc4\x01\n\tItemEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.corral.catalog.v1.EventType\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\x12\n\ndataset_id\x18\x04 \x01(\t\x12%\n\x04item\x18\x05 \x01(\x0b\x32\x17.corral.catalog.v1.Item\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*`\n\x08ItemType\x12\x19\n\x15ITEM_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0eITEM_TYPE_FILE\x10\x01\x12\x11\n\rITEM_TYPE_DIR\x10\x02\x12\x12\n\x0eITEM_TYPE_LINK\x10\x03*\x89\x01\n\x0f\x44uplicatePolicy\x12 \n\x1c\x44UPLICATE_POLICY_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44UPLICATE_POLICY_SKIP\x10\x01\x12\x1e\n\x1a\x44UPLICATE_POLICY_OVERWRITE\x10\x02\x12\x19\n\x15\x44UPLICATE_POLICY_FAIL\x10\x03*\x87\x01\n\rCreateOutcome\x12\x1e\n\x1a\x43REATE_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43REATE_OUTCOME_CREATED\x10\x01\x12\x1a\n\x16\x43REATE_OUTCOME_SKIPPED\x10\x02\x12\x1e\n\x1a\x43REATE_OUTCOME_OVERWRITTEN\x10\x03*o\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_TYPE_CREATED\x10\x01\x12\x16\n\x12\x45VENT_TYPE_UPDATED\x10\x02\x12\x16\n\x12\x45VENT_TYPE_DELETED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!corral/catalog/v1/resources.proto\x12\x11\x63orral.catalog.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x01\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0f\n\x07project\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nitem_count\x18\x06 \x01(\x03\x12;\n\rpreprocessing\x18\x07 \x01(\x0e\x32$.corral.catalog.v1.PreprocessingMode\"^\n\x0cItemMetadata\x12\'\n\x06system\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x04user\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x83\x03\n\x04Item\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x0b\n\x03\x64ir\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x10\n\x08\x66ilename\x18\x05 \x01(\t\x12)\n\x04type\x18\x06 \x01(\x0e\x32\x1b.corral.catalog.v1.ItemType\x12\x0c\n\x04size\x18\x07 \x01(\x03\x12\x0e\n\x06sha256\x18\x08 \x01(\t\x12\x10\n\x08\x62lob_key\x18\t \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\n \x01(\t\x12\x31\n\x08metadata\x18\x0b \x01(\x0b\x32\x1f.corral.catalog.v1.ItemMetadata\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x04link\x18\x0e \x01(\x0b\x32\x1b.corral.catalog.v1.LinkInfo\")\n\x08LinkInfo\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x10\n\x08mimetype\x18\x02 \x01(\t\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xc4\x01\n\tItemEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.corral.catalog.v1.EventType\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\x12\n\ndataset_id\x18\x04 \x01(\t\x12%\n\x04item\x18\x05 \x01(\x0b\x32\x17.corral.catalog.v1.Item\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*`\n\x08ItemType\x12\x19\n\x15ITEM_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0eITEM_TYPE_FILE\x10\x01\x12\x11\n\rITEM_TYPE_DIR\x10\x02\x12\x12\n\x0eITEM_TYPE_LINK\x10\x03*\x89\x01\n\x0f\x44uplicatePolicy\x12 \n\x1c\x44UPLICATE_POLICY_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44UPLICATE_POLICY_SKIP\x10\x01\x12\x1e\n\x1a\x44UPLICATE_POLICY_OVERWRITE\x10\x02\x12\x19\n\x15\x44UPLICATE_POLICY_FAIL\x10\x03*\x87\x01\n\rCreateOutcome\x12\x1e\n\x1a\x43REATE_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43REATE_OUTCOME_CREATED\x10\x01\x12\x1a\n\x16\x43REATE_OUTCOME_SKIPPED\x10\x02\x12\x1e\n\x1a\x43REATE_OUTCOME_OVERWRITTEN\x10\x03*o\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_TYPE_CREATED\x10\x01\x12\x16\n\x12\x45VENT_TYPE_UPDATED\x10\x02\x12\x16\n\x12\x45VENT_TYPE_DELETED\x10\x03*\x92\x01\n\x11PreprocessingMode\x12\"\n\x1ePREPROCESSING_MODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19PREPROCESSING_MODE_GLOBAL\x10\x01\x12\x1e\n\x1aPREPROCESSING_MODE_PRIVATE\x10\x02\x12\x1a\n\x16PREPROCESSING_MODE_OFF\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'corral.catalog.v1.resources_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ITEMTYPE']._serialized_start=1036
-  _globals['_ITEMTYPE']._serialized_end=1132
-  _globals['_DUPLICATEPOLICY']._serialized_start=1135
-  _globals['_DUPLICATEPOLICY']._serialized_end=1272
-  _globals['_CREATEOUTCOME']._serialized_start=1275
-  _globals['_CREATEOUTCOME']._serialized_end=1410
-  _globals['_EVENTTYPE']._serialized_start=1412
-  _globals['_EVENTTYPE']._serialized_end=1523
+  _globals['_ITEMTYPE']._serialized_start=1097
+  _globals['_ITEMTYPE']._serialized_end=1193
+  _globals['_DUPLICATEPOLICY']._serialized_start=1196
+  _globals['_DUPLICATEPOLICY']._serialized_end=1333
+  _globals['_CREATEOUTCOME']._serialized_start=1336
+  _globals['_CREATEOUTCOME']._serialized_end=1471
+  _globals['_EVENTTYPE']._serialized_start=1473
+  _globals['_EVENTTYPE']._serialized_end=1584
+  _globals['_PREPROCESSINGMODE']._serialized_start=1587
+  _globals['_PREPROCESSINGMODE']._serialized_end=1733
   _globals['_DATASET']._serialized_start=120
-  _globals['_DATASET']._serialized_end=262
-  _globals['_ITEMMETADATA']._serialized_start=264
-  _globals['_ITEMMETADATA']._serialized_end=358
-  _globals['_ITEM']._serialized_start=361
-  _globals['_ITEM']._serialized_end=748
-  _globals['_LINKINFO']._serialized_start=750
-  _globals['_LINKINFO']._serialized_end=791
-  _globals['_ITEMERROR']._serialized_start=793
-  _globals['_ITEMERROR']._serialized_end=835
-  _globals['_ITEMEVENT']._serialized_start=838
-  _globals['_ITEMEVENT']._serialized_end=1034
+  _globals['_DATASET']._serialized_end=323
+  _globals['_ITEMMETADATA']._serialized_start=325
+  _globals['_ITEMMETADATA']._serialized_end=419
+  _globals['_ITEM']._serialized_start=422
+  _globals['_ITEM']._serialized_end=809
+  _globals['_LINKINFO']._serialized_start=811
+  _globals['_LINKINFO']._serialized_end=852
+  _globals['_ITEMERROR']._serialized_start=854
+  _globals['_ITEMERROR']._serialized_end=896
+  _globals['_ITEMEVENT']._serialized_start=899
+  _globals['_ITEMEVENT']._serialized_end=1095
 # @@protoc_insertion_point(module_scope)

@@ -37,6 +37,13 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_CREATED: _ClassVar[EventType]
     EVENT_TYPE_UPDATED: _ClassVar[EventType]
     EVENT_TYPE_DELETED: _ClassVar[EventType]
+
+class PreprocessingMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PREPROCESSING_MODE_UNSPECIFIED: _ClassVar[PreprocessingMode]
+    PREPROCESSING_MODE_GLOBAL: _ClassVar[PreprocessingMode]
+    PREPROCESSING_MODE_PRIVATE: _ClassVar[PreprocessingMode]
+    PREPROCESSING_MODE_OFF: _ClassVar[PreprocessingMode]
 ITEM_TYPE_UNSPECIFIED: ItemType
 ITEM_TYPE_FILE: ItemType
 ITEM_TYPE_DIR: ItemType
@@ -53,22 +60,28 @@ EVENT_TYPE_UNSPECIFIED: EventType
 EVENT_TYPE_CREATED: EventType
 EVENT_TYPE_UPDATED: EventType
 EVENT_TYPE_DELETED: EventType
+PREPROCESSING_MODE_UNSPECIFIED: PreprocessingMode
+PREPROCESSING_MODE_GLOBAL: PreprocessingMode
+PREPROCESSING_MODE_PRIVATE: PreprocessingMode
+PREPROCESSING_MODE_OFF: PreprocessingMode
 
 class Dataset(_message.Message):
-    __slots__ = ("id", "name", "description", "project", "create_time", "item_count")
+    __slots__ = ("id", "name", "description", "project", "create_time", "item_count", "preprocessing")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
     project: str
     create_time: _timestamp_pb2.Timestamp
     item_count: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., project: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., item_count: _Optional[int] = ...) -> None: ...
+    preprocessing: PreprocessingMode
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., project: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., item_count: _Optional[int] = ..., preprocessing: _Optional[_Union[PreprocessingMode, str]] = ...) -> None: ...
 
 class ItemMetadata(_message.Message):
     __slots__ = ("system", "user")

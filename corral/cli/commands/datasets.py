@@ -1,14 +1,15 @@
-"""corral datasets create|list|delete"""
+"""corral datasets create|list|set|delete"""
 
 from __future__ import annotations
 
 import argparse
 
 from corral.cli.common import open_client, print_json, print_table
+from corral.client.convert import PREPROCESSING_MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("datasets", help="create, list and delete datasets")
+    parser = subparsers.add_parser("datasets", help="create, list, change and delete datasets")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     create = actions.add_parser("create", help="create a dataset")
@@ -20,6 +21,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="list datasets")
     listing.add_argument("--json", action="store_true", help="print a JSON array")
     listing.set_defaults(handler=list_datasets)
+
+    change = actions.add_parser(
+        "set", help="change a dataset's settings",
+        description="--preprocessing: who preprocesses the dataset's new items: global (the "
+                    "shared preprocess pool), private (only `corral preprocess --dataset NAME` "
+                    "workers) or off (nobody). Applies to every item not yet handed to a "
+                    "worker.")
+    change.add_argument("name", help="dataset name or id")
+    change.add_argument("--preprocessing", choices=PREPROCESSING_MODES, required=True)
+    change.add_argument("--json", action="store_true", help="print the dataset as JSON")
+    change.set_defaults(handler=set_dataset)
 
     delete = actions.add_parser("delete", help="delete a dataset with all its items")
     delete.add_argument("name", help="dataset name or id")
@@ -42,9 +54,21 @@ def list_datasets(args: argparse.Namespace) -> int:
     if args.json:
         print_json(datasets)
         return 0
-    rows = [[d["name"], str(d["item_count"]), d["id"], d["create_time"] or "", d["description"]]
-            for d in datasets]
-    print_table(["NAME", "ITEMS", "ID", "CREATED", "DESCRIPTION"], rows, right_aligned=[1])
+    rows = [[d["name"], str(d["item_count"]), d["preprocessing"], d["id"], d["create_time"] or "",
+             d["description"]] for d in datasets]
+    print_table(["NAME", "ITEMS", "PREPROCESSING", "ID", "CREATED", "DESCRIPTION"], rows,
+                right_aligned=[1])
+    return 0
+
+
+def set_dataset(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        dataset = client.set_dataset_preprocessing(args.name, args.preprocessing)
+    if args.json:
+        print_json(dataset)
+    else:
+        print(f"dataset {dataset['name']} ({dataset['id']}): preprocessing "
+              f"{dataset['preprocessing']}")
     return 0
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-corral/preprocess/v1/preprocess_service.proto\x12\x14\x63orral.preprocess.v1\"\x11\n\x0fGetStatsRequest\"\xac\x01\n\x10GetStatsResponse\x12\x11\n\tprocessed\x18\x01 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x02 \x01(\x03\x12\x0f\n\x07skipped\x18\x03 \x01(\x03\x12\x11\n\tin_flight\x18\x04 \x01(\x03\x12\x0b\n\x03lag\x18\x05 \x01(\x03\x12\x18\n\x10\x63ommitted_cursor\x18\x06 \x01(\t\x12\x12\n\nsubscribed\x18\x07 \x01(\x08\x12\x16\n\x0epool_processes\x18\x08 \x01(\x05\x32n\n\x11PreprocessService\x12Y\n\x08GetStats\x12%.corral.preprocess.v1.GetStatsRequest\x1a&.corral.preprocess.v1.GetStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-corral/preprocess/v1/preprocess_service.proto\x12\x14\x63orral.preprocess.v1\"\x11\n\x0fGetStatsRequest\"\xd8\x01\n\x10GetStatsResponse\x12\x11\n\tprocessed\x18\x01 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x02 \x01(\x03\x12\x0f\n\x07skipped\x18\x03 \x01(\x03\x12\x11\n\tin_flight\x18\x04 \x01(\x03\x12\x0b\n\x03lag\x18\x05 \x01(\x03\x12\x18\n\x10\x63ommitted_cursor\x18\x06 \x01(\t\x12\x12\n\nsubscribed\x18\x07 \x01(\x08\x12\x16\n\x0epool_processes\x18\x08 \x01(\x05\x12\x16\n\x0e\x63onsumer_group\x18\t \x01(\t\x12\x12\n\ndataset_id\x18\n \x01(\t2n\n\x11PreprocessService\x12Y\n\x08GetStats\x12%.corral.preprocess.v1.GetStatsRequest\x1a&.corral.preprocess.v1.GetStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSTATSREQUEST']._serialized_start=71
   _globals['_GETSTATSREQUEST']._serialized_end=88
   _globals['_GETSTATSRESPONSE']._serialized_start=91
-  _globals['_GETSTATSRESPONSE']._serialized_end=263
-  _globals['_PREPROCESSSERVICE']._serialized_start=265
-  _globals['_PREPROCESSSERVICE']._serialized_end=375
+  _globals['_GETSTATSRESPONSE']._serialized_end=307
+  _globals['_PREPROCESSSERVICE']._serialized_start=309
+  _globals['_PREPROCESSSERVICE']._serialized_end=419
 # @@protoc_insertion_point(module_scope)

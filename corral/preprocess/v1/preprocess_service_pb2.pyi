@@ -9,7 +9,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("processed", "failed", "skipped", "in_flight", "lag", "committed_cursor", "subscribed", "pool_processes")
+    __slots__ = ("processed", "failed", "skipped", "in_flight", "lag", "committed_cursor", "subscribed", "pool_processes", "consumer_group", "dataset_id")
     PROCESSED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,8 @@ class GetStatsResponse(_message.Message):
     COMMITTED_CURSOR_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     POOL_PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     processed: int
     failed: int
     skipped: int
@@ -26,4 +28,6 @@ class GetStatsResponse(_message.Message):
     committed_cursor: str
     subscribed: bool
     pool_processes: int
-    def __init__(self, processed: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., in_flight: _Optional[int] = ..., lag: _Optional[int] = ..., committed_cursor: _Optional[str] = ..., subscribed: _Optional[bool] = ..., pool_processes: _Optional[int] = ...) -> None: ...
+    consumer_group: str
+    dataset_id: str
+    def __init__(self, processed: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., in_flight: _Optional[int] = ..., lag: _Optional[int] = ..., committed_cursor: _Optional[str] = ..., subscribed: _Optional[bool] = ..., pool_processes: _Optional[int] = ..., consumer_group: _Optional[str] = ..., dataset_id: _Optional[str] = ...) -> None: ...

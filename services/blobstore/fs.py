@@ -174,13 +174,7 @@ class FsBlobStore(BlobStore):
                 yield chunk
 
     def size(self, key: str) -> int:
-        try:
-            stat = self.path_for(key).stat()
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(f"blob {key} not found") from None
-        if not S_ISREG(stat.st_mode):
-            raise NotFound(f"blob {key} not found")
-        return stat.st_size
+        return self.stat(key).size
 
     def exists(self, key: str) -> bool:
         return self.path_for(key).is_file()

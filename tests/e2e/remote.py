@@ -1,10 +1,9 @@
-"""A loopback "remote storage" for link tests: an HTTP server with known files, and a canary
-listener that counts every connection it receives (it must see none)."""
+"""A loopback "remote storage" for link tests: an HTTP server with known files (the canary
+listener that must see no connection is tests/fetch's)."""
 
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,34 +62,3 @@ def serving(remote: RemoteFiles) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-class Canary:
-    """Counts connections to 127.0.0.1:port; closes each at once."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.2)
-        self.port = self._sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._sock.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from fetch import Canary
 from PIL import Image
 from preprocess.images import encode, gradient
 from sdk.stack import Stack, running_stack
@@ -22,7 +23,7 @@ from corral.client import Client
 from corral.client.client import preprocess_status
 from corral.errors import FailedPrecondition, InvalidArgument
 from corral.upload.v1 import upload_service_pb2, upload_service_pb2_grpc
-from e2e.remote import Canary, RemoteFiles, serving
+from e2e.remote import RemoteFiles, serving
 
 PHOTO = encode(gradient(640, 480), "JPEG")
 PNG = encode(gradient(300, 200, "RGBA"), "PNG")
@@ -30,7 +31,7 @@ PNG = encode(gradient(300, 200, "RGBA"), "PNG")
 
 @pytest.fixture(scope="module")
 def canary() -> Iterator[Canary]:
-    listener = Canary()
+    listener = Canary("127.0.0.1")
     yield listener
     listener.close()
 
@@ -125,7 +126,7 @@ def test_bad_links_fail_with_the_reason_and_never_reach_private_addresses(
     with pytest.raises(FailedPrecondition, match="private or reserved"):
         client.download_bytes(items["b0.jpg"]["id"])
     assert _cli(stack, "download", items["b4.jpg"]["id"], "-o", str(tmp_path / "x")) == 1
-    assert canary.connections == 0
+    assert canary.hits() == 0
 
 
 def test_link_sdk_and_cli(client, remote, stack, capsys):
@@ -233,7 +234,7 @@ def test_csv_import_with_every_column_and_malformed_rows(client, remote, stack, 
     lines = list(csv.DictReader(report_file.open()))
     assert len(lines) == 10
     assert {line["id"]: line["outcome"] for line in lines}["l1"] == "skipped"
-    assert canary.connections == 0
+    assert canary.hits() == 0
 
 
 def test_csv_import_refuses_a_bad_header_and_writes_nothing(client, tmp_path: Path):

@@ -31,11 +31,11 @@ from corral.catalog.v1 import catalog_service_pb2, catalog_service_pb2_grpc, res
 from corral.client import filters
 from corral.client.bulk import BULK_MAX_FILE_BYTES, BulkSender, FileQueue
 from corral.client.convert import (
-    DUPLICATE_POLICIES,
     EVENT_TYPES_BY_NAME,
     DatasetDict,
     ItemDict,
     dataset_to_dict,
+    duplicate_policy,
     item_to_dict,
     preprocessing_mode_value,
     scalar_fields_to_dict,
@@ -362,12 +362,12 @@ class Client(LinkingMixin, TriggersMixin):
                      request_id: str | None) -> upload_service_pb2.UploadSpec:
         """Validates what can be checked here, so bad input fails before any bytes move.
         Without a request_id one is generated: retries then stay idempotent."""
-        _check_on_exists(on_exists)
+        policy = duplicate_policy(on_exists)
         return upload_service_pb2.UploadSpec(
             remote_dir=paths.normalize_dir(remote_dir, "remote_dir"),
             name=paths.check_name(name), description=description,
             user_metadata=dict_to_struct(dict(metadata or {}), "metadata"),
-            duplicate_policy=DUPLICATE_POLICIES[on_exists],
+            duplicate_policy=policy,
             request_id=request_id or uuid.uuid4().hex,
             dataset_id=self._dataset_id(dataset))
 
@@ -439,7 +439,7 @@ class Client(LinkingMixin, TriggersMixin):
         the others; only an unknown dataset or an invalid argument raises. `progress` is
         called (from one thread at a time) with UploadEvents.
         """
-        _check_on_exists(on_exists)
+        duplicate_policy(on_exists)  # fail before planning
         if chunk_size <= 0:
             raise InvalidArgument("chunk_size must be positive")
         dataset_id = self._dataset_id(dataset)
@@ -643,12 +643,6 @@ def _outcomes(done: queue.Queue[tuple[PlannedFile, UploadResult | BaseException]
 
 def _metadata_mask(replace: bool) -> str:
     return "metadata.user" if replace else "metadata.user.*"
-
-
-def _check_on_exists(on_exists: str) -> None:
-    if on_exists not in DUPLICATE_POLICIES:
-        raise InvalidArgument(f"on_exists must be one of {', '.join(DUPLICATE_POLICIES)}, "
-                              f"got {on_exists!r}")
 
 
 def _remaining_size(source: BinaryIO) -> int | None:

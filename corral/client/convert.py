@@ -41,6 +41,14 @@ DUPLICATE_POLICIES = {
 }
 
 
+def duplicate_policy(on_exists: str) -> int:
+    """The proto DuplicatePolicy for "skip", "overwrite" or "fail"; InvalidArgument otherwise."""
+    if on_exists not in DUPLICATE_POLICIES:
+        raise InvalidArgument(f"on_exists must be one of {', '.join(DUPLICATE_POLICIES)}, "
+                              f"got {on_exists!r}")
+    return DUPLICATE_POLICIES[on_exists]
+
+
 def timestamp_to_iso(ts: timestamp_pb2.Timestamp) -> str | None:
     if ts.seconds == 0 and ts.nanos == 0:
         return None

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from corral.catalog.v1 import catalog_service_pb2, resources_pb2
-from corral.client.convert import DUPLICATE_POLICIES, OUTCOMES, ItemDict, item_to_dict
+from corral.client.convert import OUTCOMES, ItemDict, duplicate_policy, item_to_dict
 from corral.errors import CorralError, InvalidArgument, error_for_code
 from corral.rpc import translated
 from corral.structs import dict_to_struct
@@ -54,12 +54,6 @@ def _row(result: upload_service_pb2.ImportCsvRowResult) -> ImportRow:
                      error=error)
 
 
-def _policy(on_exists: str) -> int:
-    if on_exists not in DUPLICATE_POLICIES:
-        raise InvalidArgument(f"on_exists must be one of {', '.join(DUPLICATE_POLICIES)}")
-    return DUPLICATE_POLICIES[on_exists]
-
-
 class LinkingMixin:
     # Provided by Client.
     timeout: float
@@ -85,7 +79,7 @@ class LinkingMixin:
                   on_exists: str = "skip") -> list[ItemDict | CorralError]:
         """One link item per URL, created in batches; each entry is the item or its error."""
         dataset_id = self._dataset_id(dataset)
-        policy = _policy(on_exists)
+        policy = duplicate_policy(on_exists)
         user = dict_to_struct(dict(metadata), "metadata") if metadata else None
         url_list = list(urls)
         name_list = list(names) if names is not None else [_name_from_url(u) for u in url_list]
@@ -115,7 +109,7 @@ class LinkingMixin:
         source's."""
         request = catalog_service_pb2.CloneItemRequest(
             item_id=item_id, dataset_id=self._dataset_id(dataset) if dataset else "",
-            dir=remote_dir, name=name or "", duplicate_policy=_policy(on_exists),
+            dir=remote_dir, name=name or "", duplicate_policy=duplicate_policy(on_exists),
             request_id=request_id)
         if metadata is not None:
             request.user_metadata.CopyFrom(dict_to_struct(dict(metadata), "metadata"))

@@ -63,6 +63,18 @@ class LeaseRepository:
             return None
         return LeasedGroup(row[0], row[1], row[2], Position(row[3], row[4]), row[5])
 
+    def lock_group(self, name: str) -> LeasedGroup | None:
+        """The group, its row locked until commit (PostgreSQL; waiting, not skipping), so
+        transactions computing its low-watermark on different replicas run one after the
+        other and each sees what the one before it acknowledged."""
+        row = self._raw.one(
+            "SELECT name, event_types, dataset_id, frontier_txid, frontier_seq, dataset_modes "
+            "FROM leased_groups WHERE name = :name" + (" FOR UPDATE" if self._pg else ""),
+            {"name": name})
+        if row is None:
+            return None
+        return LeasedGroup(row[0], row[1], row[2], Position(row[3], row[4]), row[5])
+
     def groups_filtering_modes(self) -> list[LeasedGroup]:
         """Groups that filter by dataset preprocessing mode, each row locked until commit
         (PostgreSQL; waiting, not skipping) so no frontier moves while a mode changes."""

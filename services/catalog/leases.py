@@ -218,6 +218,11 @@ def _extend_frontier(repo: Repository, leases: LeaseRepository, name: str) -> bo
 
 def _commit_watermark(repo: Repository, leases: LeaseRepository, group: LeasedGroup,
                       frontier: Position) -> Position:
+    # Two replicas acknowledging at once would each miss the other's uncommitted deletes and
+    # could both commit a mark below the last event, leaving the group's lag stuck above 0.
+    current = leases.lock_group(group.name)
+    if current is not None:
+        frontier = max(frontier, current.frontier)
     oldest = leases.oldest_unacked(group.name)
     mark = frontier if oldest is None else Position(oldest.txid, oldest.seq - 1)
     if mark > events.ORIGIN:

@@ -4,7 +4,6 @@ event it saw. Both reconnect whenever their stream breaks (a catalog restart).""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -69,6 +68,10 @@ class Consumer:
         raise NotImplementedError
 
 
+TRANSIENT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED,
+                   grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
 class LeasedConsumer(Consumer):
     """Acknowledges each event as soon as it arrives; an acknowledgement lost to a restart
     means the event comes back after its lease."""
@@ -89,9 +92,18 @@ class LeasedConsumer(Consumer):
         event = response.event
         self.deliveries.append(Delivery(event.item_id, event.cursor,
                                         response.lease.delivery_attempt, self.name))
-        with contextlib.suppress(grpc.RpcError):  # a lost ack: re-delivered after the lease
-            stub.AckEvents(api.AckEventsRequest(consumer_group=self.group,
-                                                event_cursors=[event.cursor]), timeout=5)
+        request = api.AckEventsRequest(consumer_group=self.group, event_cursors=[event.cursor])
+        # Like the preprocess worker, retry an ack that failed for a passing reason (a busy
+        # machine, a write conflict between replicas); one lost for good (the catalog went
+        # away) is re-delivered after the lease.
+        for delay in (0.0, 0.2, 0.5, 1.0):
+            time.sleep(delay)
+            try:
+                stub.AckEvents(request, timeout=5)
+                return
+            except grpc.RpcError as exc:
+                if exc.code() not in TRANSIENT_CODES:
+                    return
 
 
 class CursorConsumer(Consumer):

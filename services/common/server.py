@@ -3,7 +3,8 @@ reported (log line and optional port file), and a graceful stop on SIGTERM/SIGIN
 
 Each service's __main__ builds its servicers and calls `run(...)`:
 
-    run("catalog", config.addr, register, grace=config.grace_seconds, port_file=config.port_file)
+    run("catalog", config.addr, register, security, grace=config.grace_seconds,
+        port_file=config.port_file)
 
 where `register(server)` adds the servicers and returns (service full names, cleanup) or
 (service full names, cleanup, on_stopping). `on_stopping` runs as soon as a stop begins, so that
@@ -17,7 +18,8 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -25,6 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from services.common.auth import Authenticator, AuthInterceptor, Need
 from services.common.errors_interceptor import ErrorInterceptor
 
 log = logging.getLogger("corral.server")
@@ -40,6 +43,22 @@ SERVER_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.so_reuseport", 0),
 ]
+
+
+REFLECTION_NEEDS = {
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Need.READ,
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Need.READ,
+}
+
+
+@dataclass
+class ServerSecurity:
+    """Who may call (every method listed in `needs` with what it requires; the rest need
+    admin, health is public) and, when `tls` is set, TLS only."""
+
+    authenticator: Authenticator
+    needs: Mapping[str, Need]
+    tls: grpc.ServerCredentials | None = None
 
 
 class RunningServer:
@@ -62,9 +81,11 @@ class RunningServer:
         log.info("stopped", extra={"service": self.name})
 
 
-async def start(name: str, addr: str, register: Register) -> RunningServer:
+async def start(name: str, addr: str, register: Register,
+                security: ServerSecurity) -> RunningServer:
     """Builds, binds and starts the server; `addr` may use port 0."""
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=SERVER_OPTIONS)
+    auth = AuthInterceptor(security.authenticator, {**REFLECTION_NEEDS, **security.needs})
+    server = grpc.aio.server(interceptors=[auth, ErrorInterceptor()], options=SERVER_OPTIONS)
     services, cleanup, *rest = await register(server)
     on_stopping = rest[0] if rest else None
     health = HealthServicer()
@@ -72,7 +93,8 @@ async def start(name: str, addr: str, register: Register) -> RunningServer:
     reflection.enable_server_reflection(
         [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(addr)
+    port = (server.add_secure_port(addr, security.tls) if security.tls is not None
+            else server.add_insecure_port(addr))
     if port == 0:
         raise OSError(f"{name}: cannot bind {addr}")
     await server.start()
@@ -86,10 +108,10 @@ def bound_address(addr: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-async def serve(name: str, addr: str, register: Register, *, grace: float,
-                port_file: str = "") -> None:
+async def serve(name: str, addr: str, register: Register, security: ServerSecurity, *,
+                grace: float, port_file: str = "") -> None:
     """Runs until SIGTERM or SIGINT, then stops gracefully."""
-    running = await start(name, addr, register)
+    running = await start(name, addr, register, security)
     real = bound_address(addr, running.port)
     if port_file:
         tmp = Path(f"{port_file}.tmp")
@@ -104,5 +126,6 @@ async def serve(name: str, addr: str, register: Register, *, grace: float,
     await running.stop(grace)
 
 
-def run(name: str, addr: str, register: Register, *, grace: float, port_file: str = "") -> None:
-    asyncio.run(serve(name, addr, register, grace=grace, port_file=port_file))
+def run(name: str, addr: str, register: Register, security: ServerSecurity, *, grace: float,
+        port_file: str = "") -> None:
+    asyncio.run(serve(name, addr, register, security, grace=grace, port_file=port_file))

@@ -121,10 +121,12 @@ def key_fingerprint(api_key: str) -> str:
 
 class TtlCache:
     """Answers of an Authenticator for `seconds` (a revoked key keeps working at most that
-    long on services that ask the catalog)."""
+    long on services that ask the catalog). `stale(key)` still answers for `stale_seconds`
+    beyond that, for when the catalog cannot be asked."""
 
-    def __init__(self, seconds: float, max_entries: int = 10_000) -> None:
-        self._seconds, self._max = seconds, max_entries
+    def __init__(self, seconds: float, max_entries: int = 10_000,
+                 stale_seconds: float = 300.0) -> None:
+        self._seconds, self._max, self._stale = seconds, max_entries, stale_seconds
         self._entries: dict[str, tuple[float, Principal | None]] = {}
 
     def get(self, api_key: str) -> tuple[bool, Principal | None]:
@@ -132,6 +134,13 @@ class TtlCache:
         if entry is None or entry[0] < time.monotonic():
             return False, None
         return True, entry[1]
+
+    def stale(self, api_key: str) -> Principal | None:
+        """A valid key's principal answered less than `seconds + stale_seconds` ago."""
+        entry = self._entries.get(key_fingerprint(api_key))
+        if entry is None or entry[0] + self._stale < time.monotonic():
+            return None
+        return entry[1]
 
     def put(self, api_key: str, principal: Principal | None) -> None:
         if len(self._entries) >= self._max:

@@ -57,6 +57,11 @@ class CatalogAuthenticator:
             reply = await self._stub.Authenticate(
                 admin_pb2.AuthenticateRequest(api_key=api_key), timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
+            # While the catalog is down, a key it accepted recently still reads this
+            # service's own state (GetStats); anything else needs the catalog anyway.
+            stale = self._cache.stale(api_key)
+            if stale is not None:
+                return stale
             raise Unavailable(f"catalog at {self._addr}: {exc.code().name}") from None
         principal = principal_from_proto(reply.caller) if reply.valid else None
         self._cache.put(api_key, principal)

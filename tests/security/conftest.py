@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import testkeys
 from sdk.stack import Stack, running_stack
 
 from corral.client import Client
@@ -61,4 +62,20 @@ def target(stack: Stack, keys: Keys, projects: tuple[str, str]) -> Target:
             spec=upload_pb2.UploadSpec(dataset_id=dataset["id"], name="session.bin")),
             timeout=30)
     return Target(project=alpha, dataset_id=dataset["id"], item_id=item["id"],
+                  item_content=content, upload_id=started.upload_id)
+
+
+@pytest.fixture(scope="module")
+def default_target(stack: Stack, client: Client) -> Target:
+    """Data of the default project, made by the instance admin key: for tests refused by the
+    key check alone, which must not depend on project scoping."""
+    content = b"default project content"
+    dataset = client.create_dataset(f"default-{uuid.uuid4().hex[:8]}")
+    item = client.upload_bytes(content, dataset, "file.txt").item
+    assert item is not None
+    with stubs_for(stack, testkeys.ADMIN_KEY) as stubs:
+        started = stubs.upload.StartResumableUpload(upload_pb2.StartResumableUploadRequest(
+            spec=upload_pb2.UploadSpec(dataset_id=dataset["id"], name="session.bin")),
+            timeout=30)
+    return Target(project=dataset["project"], dataset_id=dataset["id"], item_id=item["id"],
                   item_content=content, upload_id=started.upload_id)

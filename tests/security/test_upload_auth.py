@@ -4,8 +4,9 @@ unknown or revoked key (UNAUTHENTICATED), a reader's writes (PERMISSION_DENIED) 
 project's dataset, item or session (NOT_FOUND, leaving no blob); the key is checked before
 the first stream message is read; keys never reach a log or an error message.
 
-Tests that touch project alpha's data need the catalog to scope datasets and items to the
-caller's project (datasets created by a project's key belong to that project)."""
+Tests using `target` (project alpha's data) and the concurrent bulk test need the catalog to
+scope datasets and items to the caller's project (a dataset created with a project's key
+belongs to that project); those using `default_target` are refused by the key check alone."""
 
 from __future__ import annotations
 
@@ -161,7 +162,8 @@ def unknown_key() -> str:
     return f"corral_{uuid.uuid4().hex[:16]}_{'A' * 43}"
 
 
-def test_no_key_is_unauthenticated(stack: Stack, target: Target, keys: Keys) -> None:
+def test_no_key_is_unauthenticated(stack: Stack, default_target: Target, keys: Keys) -> None:
+    target = default_target
     before = stored_blobs(stack)
     with stubs_for(stack) as stubs:
         assert outcomes(stubs, target, keys) == every(UNAUTHENTICATED)
@@ -170,9 +172,10 @@ def test_no_key_is_unauthenticated(stack: Stack, target: Target, keys: Keys) -> 
     assert stored_blobs(stack) == before
 
 
-def test_malformed_and_unknown_keys_are_unauthenticated(stack: Stack, target: Target,
-                                                        keys: Keys) -> None:
-    alpha_reader_id = keys.ids[keys.of(target.project, "reader")]
+def test_malformed_and_unknown_keys_are_unauthenticated(
+        stack: Stack, default_target: Target, keys: Keys, projects: tuple[str, str]) -> None:
+    target = default_target
+    alpha_reader_id = keys.ids[keys.of(projects[0], "reader")]
     presented = ["not-a-key", unknown_key(),
                  # A real key id with a wrong secret.
                  f"corral_{alpha_reader_id}_{'B' * 43}"]
@@ -181,21 +184,27 @@ def test_malformed_and_unknown_keys_are_unauthenticated(stack: Stack, target: Ta
     for key in presented:
         with stubs_for(stack, key) as stubs:
             assert outcomes(stubs, target, keys) == every(UNAUTHENTICATED), key
-    for header in ("Basic dXNlcjpwYXNz", "Bearer", "Bearer  ", keys.of(target.project, "admin")):
+    for header in ("Basic dXNlcjpwYXNz", "Bearer", "Bearer  ", keys.of(projects[0], "admin")):
         # Wrong schemes, an empty bearer, and a real key without "Bearer".
         with stubs_for(stack, metadata=(("authorization", header),)) as stubs:
             assert outcomes(stubs, target, keys) == every(UNAUTHENTICATED), header
     assert stored_blobs(stack) == before
 
 
-def test_reader_reads_but_may_not_write(stack: Stack, target: Target, keys: Keys) -> None:
+def test_reader_may_not_write(stack: Stack, default_target: Target, keys: Keys,
+                              projects: tuple[str, str]) -> None:
     before = stored_blobs(stack)
-    with stubs_for(stack, keys.of(target.project, "reader")) as stubs:
-        assert outcomes(stubs, target, keys, WRITES) == every(PERMISSION_DENIED, WRITES)
-        assert outcomes(stubs, target, keys, READS) == every(OK, READS)
-        _, message = outcome(call_upload_item, stubs, target, keys)
+    with stubs_for(stack, keys.of(projects[0], "reader")) as stubs:
+        assert outcomes(stubs, default_target, keys, WRITES) == every(PERMISSION_DENIED,
+                                                                      WRITES)
+        _, message = outcome(call_upload_item, stubs, default_target, keys)
     assert "needs the writer role" in message
     assert stored_blobs(stack) == before
+
+
+def test_reader_reads_its_project(stack: Stack, target: Target, keys: Keys) -> None:
+    with stubs_for(stack, keys.of(target.project, "reader")) as stubs:
+        assert outcomes(stubs, target, keys, READS) == every(OK, READS)
 
 
 def test_another_projects_keys_find_nothing(stack: Stack, target: Target, keys: Keys,
@@ -243,10 +252,11 @@ def _blocked(release: threading.Event, first: object | None = None) -> Iterator[
     release.wait()
 
 
-def test_key_is_checked_before_the_first_message(stack: Stack, target: Target,
-                                                 keys: Keys) -> None:
+def test_key_is_checked_before_the_first_message(stack: Stack, default_target: Target,
+                                                 keys: Keys, projects: tuple[str, str]) -> None:
     """Client streams whose next message never comes still get their answer: the server
     decided without reading (or waiting for) a message. Nothing is stored."""
+    target = default_target
     spec = _spec(target, "never.bin")
     firsts = {
         "UploadItem": upload_pb2.UploadItemRequest(spec=spec, data=b"d" * 1000),
@@ -255,7 +265,7 @@ def test_key_is_checked_before_the_first_message(stack: Stack, target: Target,
             dataset_id=target.dataset_id, csv_name="never.csv"), data=CSV),
     }
     cases = [("", UNAUTHENTICATED), (unknown_key(), UNAUTHENTICATED),
-             (keys.of(target.project, "reader"), PERMISSION_DENIED)]
+             (keys.of(projects[0], "reader"), PERMISSION_DENIED)]
     keys.presented.append(cases[1][0])
     before = stored_blobs(stack)
     release = threading.Event()

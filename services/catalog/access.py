@@ -208,7 +208,6 @@ class Access:
                 now = datetime.now(UTC)
                 conn.execute(update(api_keys).where(api_keys.c.id == key_id)
                              .values(revoke_time=now))
-                # SQLAlchemy rows have no _replace (they are not namedtuples).
                 return replace(_key(row), revoke_time=now)
             return _key(row)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from corral.catalog.v1 import catalog_service_pb2 as catalog_pb2
 from corral.errors import CorralError, Unavailable
-from services.common.auth import Principal, bind_caller, caller_or_none
+from services.common.caller import Principal, bind_caller, caller_or_none
 from services.upload.catalog_port import Catalog
 
 log = logging.getLogger("corral.upload.batching")

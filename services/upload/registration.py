@@ -25,7 +25,7 @@ from corral.errors import (
 )
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.blobstore.base import BlobStore
-from services.common.auth import caller_or_none
+from services.common.caller import caller_or_none
 from services.upload.batching import CreateBatcher
 from services.upload.catalog_port import Catalog
 from services.upload.links import LinkTarget

@@ -40,7 +40,7 @@ from corral.errors import (
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.blobstore.base import BlobStore
 from services.blobstore.sessions import SessionStorage
-from services.common.auth import caller_or_none
+from services.common.caller import caller_or_none
 from services.upload.receiving import receive
 from services.upload.registration import Registrar, blob_key_for, check_content, shielded
 from services.upload.session_records import (

@@ -3,6 +3,7 @@ raw gRPC stubs carrying a chosen key (or none), and looks into the blob store an
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -72,6 +73,12 @@ def stubs_for(stack: Stack, key: str = "", project: str = "",
             channel.close()
 
 
+class _CallDetails(collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                         "compression")), grpc.ClientCallDetails):
+    pass
+
+
 class _Metadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
                 grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
     """Adds raw metadata to every call (e.g. a malformed authorization header)."""
@@ -80,7 +87,6 @@ class _Metadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercep
         self._metadata = metadata
 
     def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        from corral.rpc import _CallDetails
         return _CallDetails(details.method, details.timeout,
                             [*(details.metadata or ()), *self._metadata], details.credentials,
                             details.wait_for_ready, getattr(details, "compression", None))

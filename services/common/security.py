@@ -60,6 +60,8 @@ class SecuritySettings:
     def server_tls(self) -> grpc.ServerCredentials | None:
         """Server credentials when TLS is configured, else None (plaintext)."""
         if not (self.tls_cert or self.tls_key):
+            if self.tls_client_ca:  # asking for mTLS must never end in plaintext
+                raise ValueError("CORRAL_TLS_CLIENT_CA needs CORRAL_TLS_CERT and CORRAL_TLS_KEY")
             return None
         if not (self.tls_cert and self.tls_key):
             raise ValueError("TLS needs both CORRAL_TLS_CERT and CORRAL_TLS_KEY")

@@ -1,0 +1,1 @@
+"""Security tests over the real services: TLS and mTLS, and abusive clients."""

@@ -1,0 +1,83 @@
+"""mTLS (CORRAL_TLS_CLIENT_CA on the services): only clients with a certificate from that CA
+connect; the services present their own client certificates when they call one another."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from grpc_health.v1 import health_pb2
+from sdk.stack import Stack, running_stack
+
+from corral import healthcheck
+from corral.client import Client
+from corral.credentials import TlsFiles
+from corral.errors import Unavailable
+from corral.launcher import ServiceProcess
+
+from .conftest import credentials, health_check, list_datasets, refusal, upload_and_preprocess
+from .pki import Pki
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.fixture(scope="module")
+def mtls_stack(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("mtls-stack"), pki.server_env(mtls=True)) \
+            as stack:
+        yield stack
+
+
+def _addrs(stack: Stack) -> list[str]:
+    return [stack.catalog.addr, stack.upload.addr, stack.preprocess.addr]
+
+
+def _with_cert(pki: Pki) -> TlsFiles:
+    return TlsFiles(ca=str(pki.ca), cert=str(pki.client.cert), key=str(pki.client.key))
+
+
+def test_a_client_certificate_from_the_ca_works_end_to_end(mtls_stack: Stack, pki: Pki) -> None:
+    # The catalog accepts only certified clients, so the upload service's key check and item
+    # creation and the preprocess worker's event stream all present the services' own
+    # client certificates.
+    with Client(**mtls_stack.client_kwargs(), credentials=credentials(_with_cert(pki))) \
+            as client:
+        assert upload_and_preprocess(client, "mtls").startswith(b"\xff\xd8")
+        assert client.preprocess_stats()["processed"] >= 1
+
+
+def test_no_client_certificate_is_refused(mtls_stack: Stack, pki: Pki) -> None:
+    for addr in _addrs(mtls_stack):
+        refusal(lambda addr=addr: health_check(addr, TlsFiles(ca=str(pki.ca))))
+    refusal(lambda: list_datasets(mtls_stack.catalog.addr, TlsFiles(ca=str(pki.ca))))
+
+
+def test_a_client_certificate_from_the_wrong_ca_is_refused(mtls_stack: Stack, pki: Pki) -> None:
+    wrong = TlsFiles(ca=str(pki.ca), cert=str(pki.wrong_client.cert),
+                     key=str(pki.wrong_client.key))
+    for addr in _addrs(mtls_stack):
+        refusal(lambda addr=addr: health_check(addr, wrong))
+    refusal(lambda: list_datasets(mtls_stack.catalog.addr, wrong))
+    # The right certificate on the same addresses passes.
+    assert all(health_check(addr, _with_cert(pki)) == SERVING for addr in _addrs(mtls_stack))
+
+
+def test_a_service_without_its_client_certificate_cannot_reach_the_catalog(
+        mtls_stack: Stack, pki: Pki, service_factory) -> None:
+    # This upload service serves plain TLS itself but has no client certificate for its own
+    # calls: the mTLS catalog refuses it, so checking a caller's key fails.
+    upload: ServiceProcess = service_factory("upload", env={
+        **pki.server_env(mtls=False), "CORRAL_CATALOG_ADDR": mtls_stack.catalog.addr,
+        "CORRAL_DATA_DIR": str(mtls_stack.data_dir)})
+    addrs = {**mtls_stack.client_kwargs(), "upload_addr": upload.addr}
+    with Client(**addrs, credentials=credentials(_with_cert(pki))) as client:
+        client.create_dataset("mtls-no-cert")
+        with pytest.raises(Unavailable, match="cannot check the API key"):
+            client.upload_bytes(b"x", "mtls-no-cert", "x.bin")
+
+
+def test_health_checks_over_mtls(mtls_stack: Stack, pki: Pki,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in pki.client_env(with_cert=True).items():
+        monkeypatch.setenv(name, value)
+    assert all(healthcheck.main([addr]) == 0 for addr in _addrs(mtls_stack))

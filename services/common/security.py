@@ -47,7 +47,8 @@ class SecuritySettings:
     tls_ca: str = setting(
         "CORRAL_TLS_CA", "",
         "PEM CA that signed the services' certificates: clients (and this service calling "
-        "the others) verify servers against it and use TLS when it is set")
+        "the others and its health check) verify servers against it; they use TLS when it or "
+        "a client certificate is set")
     tls_client_cert: str = setting(
         "CORRAL_TLS_CLIENT_CERT", "",
         "mTLS: the certificate clients (and this service calling the others) present")

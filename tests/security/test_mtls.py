@@ -3,7 +3,13 @@ connect; the services present their own client certificates when they call one a
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from grpc_health.v1 import health_pb2
@@ -13,9 +19,16 @@ from corral import healthcheck
 from corral.client import Client
 from corral.credentials import TlsFiles
 from corral.errors import Unavailable
-from corral.launcher import ServiceProcess
+from corral.launcher import ServiceProcess, wait_serving
 
-from .conftest import credentials, health_check, list_datasets, refusal, upload_and_preprocess
+from .conftest import (
+    credentials,
+    health_check,
+    list_datasets,
+    refusal,
+    upload_and_preprocess,
+    write_png,
+)
 from .pki import Pki
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -81,3 +94,39 @@ def test_health_checks_over_mtls(mtls_stack: Stack, pki: Pki,
     for name, value in pki.client_env(with_cert=True).items():
         monkeypatch.setenv(name, value)
     assert all(healthcheck.main([addr]) == 0 for addr in _addrs(mtls_stack))
+
+
+def _free_loopback_addr() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_corral_up_and_the_cli_with_one_tls_environment(pki: Pki, tmp_path: Path) -> None:
+    # How a user runs it: export the CORRAL_TLS_* variables once; `corral up` passes them to
+    # the services, and the CLI in the same shell uses them as a client.
+    addrs = {name: _free_loopback_addr() for name in ("CATALOG", "UPLOAD", "PREPROCESS")}
+    env = {**os.environ, **pki.server_env(mtls=True), "CORRAL_PREPROCESS_PROCESSES": "1",
+           "CORRAL_GRACE_SECONDS": "2",
+           **{f"CORRAL_{name}_ADDR": addr for name, addr in addrs.items()}}
+    up = subprocess.Popen([sys.executable, "-m", "corral.cli.main", "up", "--data-dir",
+                           str(tmp_path / "data")], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    try:
+        for addr in addrs.values():
+            wait_serving(addr, timeout=60, tls=_with_cert(pki))
+
+        def corral(*args: str) -> str:
+            done = subprocess.run([sys.executable, "-m", "corral.cli.main", *args], env=env,
+                                  cwd=tmp_path, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        corral("datasets", "create", "up-tls")
+        picture = write_png(tmp_path / "up.png")
+        assert corral("upload", str(picture), "--dataset", "up-tls").startswith("created 1")
+        assert '"size": ' in corral("show", "up-tls:/up.png")
+    finally:
+        up.send_signal(signal.SIGTERM)
+        _, stderr = up.communicate(timeout=30)
+    assert up.returncode == 0, stderr

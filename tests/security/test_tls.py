@@ -4,6 +4,7 @@ all go over TLS; plaintext is refused; clients verify the server's certificate a
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 from grpc_health.v1 import health_pb2
 from sdk.stack import Stack, running_stack
 
@@ -20,7 +22,11 @@ from corral.client import Client
 from corral.credentials import TlsFiles
 from corral.launcher import ServiceProcess, wait_serving
 from corral.rpc import open_channel
+from services.catalog.config import CatalogConfig
+from services.common.config import env_names
 from services.common.security import SecuritySettings
+from services.preprocess.config import PreprocessConfig
+from services.upload.config import UploadConfig
 
 from .conftest import (
     credentials,
@@ -173,3 +179,23 @@ def test_an_impostor_with_the_right_names_is_refused(pki: Pki, service_factory) 
     details = refusal(lambda: list_datasets(impostor.addr, TlsFiles(ca=str(pki.ca))))
     assert "CERTIFICATE_VERIFY_FAILED" in details
     assert list_datasets(impostor.addr, TlsFiles(ca=str(pki.wrong_ca))) == []
+
+
+def test_the_compose_tls_override_sets_settings_the_services_read() -> None:
+    root = Path(__file__).resolve().parents[2]
+    override = yaml.safe_load((root / "docker-compose.tls.yml").read_text())
+    configs = {"catalog": CatalogConfig, "upload": UploadConfig, "preprocess": PreprocessConfig}
+    assert set(override["services"]) == set(configs)
+    for name, config in configs.items():
+        service = override["services"][name]
+        assert set(service["environment"]) <= env_names(config)
+        assert {"CORRAL_TLS_CERT", "CORRAL_TLS_KEY", "CORRAL_TLS_CA"} <= set(
+            service["environment"])
+        assert service["volumes"] == ["./certs:/certs:ro"]
+    exe = shutil.which("docker-compose")
+    if exe:  # the merged file is valid and keeps the base settings
+        merged = yaml.safe_load(subprocess.run(
+            [exe, "-f", "docker-compose.yml", "-f", "docker-compose.tls.yml", "config"],
+            capture_output=True, text=True, check=True, cwd=root).stdout)
+        env = merged["services"]["upload"]["environment"]
+        assert env["CORRAL_TLS_CA"] == "/certs/ca.pem" and env["CORRAL_BLOB_STORE"] == "s3"

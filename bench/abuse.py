@@ -86,7 +86,7 @@ def _spec(dataset_id: str, tag: str) -> upload_pb2.UploadSpec:
 
 async def _open_idle_streams(state: AbuseState, uploads: list[upload_grpc.UploadServiceStub],
                              catalogs: list[catalog_grpc.CatalogServiceStub],
-                             dataset_id: str) -> None:
+                             dataset_id: str, subscribers: int, leased: bool) -> None:
     for i in range(IDLE_EACH):
         silent = uploads[i % CHANNELS].UploadItem()
         await silent.wait_for_connection()
@@ -95,12 +95,15 @@ async def _open_idle_streams(state: AbuseState, uploads: list[upload_grpc.Upload
         bulk = uploads[(i + 2) % CHANNELS].UploadItems()
         await bulk.write(upload_pb2.UploadItemsRequest(file_index=0,
                                                        spec=_spec(dataset_id, "bulk")))
+        state.calls += [silent, stalled, bulk]
+    for i in range(subscribers):
         # Never read: the catalog holds a stream (and its polling) for a client gone quiet.
         # (No wait_for_connection: it waits for the server's first message, which an idle
         # subscription never sends.)
-        subscription = catalogs[i % CHANNELS].Subscribe(catalog_pb2.SubscribeRequest(
-            dataset_id=dataset_id, start_position=catalog_pb2.START_POSITION_LATEST))
-        state.calls += [silent, stalled, bulk, subscription]
+        # Leased: as members of consumer groups (10 groups), like preprocess workers.
+        group = {"consumer_group": f"abuse-{i % 10}", "lease_seconds": 30} if leased else {}
+        state.calls.append(catalogs[i % CHANNELS].Subscribe(catalog_pb2.SubscribeRequest(
+            dataset_id=dataset_id, start_position=catalog_pb2.START_POSITION_LATEST, **group)))
     await asyncio.sleep(1.0)  # the subscriptions reach the catalog
 
 
@@ -160,7 +163,8 @@ def _stdin_closed(loop: asyncio.AbstractEventLoop, leave: asyncio.Event) -> None
 
 
 async def run_abuser(upload_addr: str, catalog_addr: str, dataset_id: str,
-                     seconds: float) -> None:
+                     seconds: float, subscribers: int = IDLE_EACH, leased: bool = False
+                     ) -> None:
     # `leave`: time to go; `stop`: tells the drips, set only once the summary is taken.
     state, leave, stop = AbuseState(), asyncio.Event(), asyncio.Event()
     threading.Thread(target=_stdin_closed, args=(asyncio.get_running_loop(), leave),
@@ -172,7 +176,7 @@ async def run_abuser(upload_addr: str, catalog_addr: str, dataset_id: str,
              for addr in (upload_addr, catalog_addr) for _ in range(TCP_DRIPS_EACH)]
     tasks += [asyncio.create_task(_grpc_drip(state, uploads[i % CHANNELS], dataset_id, stop))
               for i in range(GRPC_DRIPS)]
-    await _open_idle_streams(state, uploads, catalogs, dataset_id)
+    await _open_idle_streams(state, uploads, catalogs, dataset_id, subscribers, leased)
     print(json.dumps({"ready": _summary(state)}), flush=True)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(leave.wait(), seconds)  # bounded even if nobody stops us
@@ -191,13 +195,15 @@ class Abuser:
     is open; stop() ends it and returns its summary."""
 
     def __init__(self, upload_addr: str, catalog_addr: str, dataset_id: str,
-                 max_seconds: float = 120.0, env: dict[str, str] | None = None) -> None:
+                 max_seconds: float = 120.0, subscribers: int = IDLE_EACH,
+                 leased: bool = False) -> None:
         root = Path(__file__).resolve().parents[1]
         python_path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
         self._cmd = [sys.executable, "-m", "bench.abuse", "--abuser", "--upload-addr",
                      upload_addr, "--catalog-addr", catalog_addr, "--dataset-id", dataset_id,
-                     "--seconds", str(max_seconds)]
-        self._env = {**os.environ, "PYTHONPATH": python_path, **(env or {})}
+                     "--seconds", str(max_seconds), "--subscribers", str(subscribers),
+                     *(["--leased"] if leased else [])]
+        self._env = {**os.environ, "PYTHONPATH": python_path}
         self._cwd = root
         self.proc: subprocess.Popen[str] | None = None
         self.ready: dict[str, Any] = {}
@@ -339,15 +345,21 @@ def main() -> None:
     parser.add_argument("--catalog-addr", help=argparse.SUPPRESS)
     parser.add_argument("--dataset-id", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=120.0, help=argparse.SUPPRESS)
+    parser.add_argument("--subscribers", type=int, default=IDLE_EACH,
+                        help=f"idle Subscribe streams the abuser holds ({IDLE_EACH})")
+    parser.add_argument("--leased", action="store_true",
+                        help="the abuser's subscriptions join consumer groups (leased delivery)")
     args = parser.parse_args()
     if args.abuser:
         asyncio.run(run_abuser(args.upload_addr, args.catalog_addr, args.dataset_id,
-                               args.seconds))
+                               args.seconds, args.subscribers, args.leased))
         return
-    run_benchmark(args.uploads, args.size, args.interval, args.rounds)
+    run_benchmark(args.uploads, args.size, args.interval, args.rounds, args.subscribers,
+                  args.leased)
 
 
-def run_benchmark(uploads: int, size: int, interval: float, rounds: int) -> None:
+def run_benchmark(uploads: int, size: int, interval: float, rounds: int,
+                  subscribers: int, leased: bool) -> None:
     from bench.common import record, running_services
 
     key = new_api_key()[1]
@@ -381,7 +393,8 @@ def run_benchmark(uploads: int, size: int, interval: float, rounds: int) -> None
         # of a shared machine fall on both alike.
         for _ in range(rounds):
             measure("quiet")
-            with Abuser(upload.addr, catalog.addr, abused) as abuser:
+            with Abuser(upload.addr, catalog.addr, abused, subscribers=subscribers,
+                        leased=leased) as abuser:
                 time.sleep(2.0)  # the drips are dripping
                 measure("under abuse")
                 summaries.append({"ready": abuser.ready, "end": abuser.stop()})

@@ -1,1 +1,0 @@
-"""Security tests over the real services: TLS and mTLS, and abusive clients."""

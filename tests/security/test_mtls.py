@@ -21,7 +21,8 @@ from corral.credentials import TlsFiles
 from corral.errors import Unavailable
 from corral.launcher import ServiceProcess, wait_serving
 
-from .conftest import (
+from .pki import Pki, make_pki
+from .tls_helpers import (
     credentials,
     health_check,
     list_datasets,
@@ -29,9 +30,13 @@ from .conftest import (
     upload_and_preprocess,
     write_png,
 )
-from .pki import Pki
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")

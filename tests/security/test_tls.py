@@ -28,7 +28,8 @@ from services.common.security import SecuritySettings
 from services.preprocess.config import PreprocessConfig
 from services.upload.config import UploadConfig
 
-from .conftest import (
+from .pki import Pki, make_pki
+from .tls_helpers import (
     credentials,
     health_check,
     list_datasets,
@@ -36,9 +37,13 @@ from .conftest import (
     upload_and_preprocess,
     write_png,
 )
-from .pki import Pki
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")

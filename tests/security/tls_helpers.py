@@ -1,3 +1,6 @@
+"""What the TLS and mTLS tests share: calls carrying chosen TLS files, how a refused
+connection looks, and one upload that crosses every hop."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -14,13 +17,6 @@ from corral.client import Client
 from corral.client.client import preprocess_status
 from corral.credentials import Credentials, TlsFiles
 from corral.rpc import open_channel
-
-from .pki import Pki, make_pki
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def credentials(tls: TlsFiles) -> Credentials:

@@ -145,7 +145,15 @@ class TlsFiles:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.ca)
+        """TLS is on when a CA or a client certificate is configured: a client certificate
+        alone must never be dropped silently for a plaintext connection (without a CA the
+        server is verified against the system's trusted roots)."""
+        return bool(self.ca or self.cert or self.key)
+
+    def check(self) -> None:
+        """Raises ValueError for a half-configured client certificate."""
+        if bool(self.cert) != bool(self.key):
+            raise ValueError(f"mTLS needs both {TLS_CLIENT_CERT_ENV} and {TLS_CLIENT_KEY_ENV}")
 
 
 @dataclass(frozen=True)

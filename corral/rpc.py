@@ -129,9 +129,11 @@ def _tls_options(tls: TlsFiles) -> list[tuple[str, Any]]:
 
 
 def channel_credentials(tls: TlsFiles) -> grpc.ChannelCredentials:
-    """Verifies the server against `tls.ca`; presents a client certificate when given."""
+    """Verifies the server against `tls.ca` (the system's roots when none is given);
+    presents a client certificate when given."""
+    tls.check()
     return grpc.ssl_channel_credentials(
-        root_certificates=_read(tls.ca),
+        root_certificates=_read(tls.ca) if tls.ca else None,
         private_key=_read(tls.key) if tls.key else None,
         certificate_chain=_read(tls.cert) if tls.cert else None)
 

@@ -47,7 +47,8 @@ class SecuritySettings:
     tls_ca: str = setting(
         "CORRAL_TLS_CA", "",
         "PEM CA that signed the services' certificates: clients (and this service calling "
-        "the others) verify servers against it and use TLS when it is set")
+        "the others and its health check) verify servers against it; they use TLS when it or "
+        "a client certificate is set")
     tls_client_cert: str = setting(
         "CORRAL_TLS_CLIENT_CERT", "",
         "mTLS: the certificate clients (and this service calling the others) present")
@@ -60,6 +61,8 @@ class SecuritySettings:
     def server_tls(self) -> grpc.ServerCredentials | None:
         """Server credentials when TLS is configured, else None (plaintext)."""
         if not (self.tls_cert or self.tls_key):
+            if self.tls_client_ca:  # asking for mTLS must never end in plaintext
+                raise ValueError("CORRAL_TLS_CLIENT_CA needs CORRAL_TLS_CERT and CORRAL_TLS_KEY")
             return None
         if not (self.tls_cert and self.tls_key):
             raise ValueError("TLS needs both CORRAL_TLS_CERT and CORRAL_TLS_KEY")

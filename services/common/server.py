@@ -3,7 +3,8 @@ reported (log line and optional port file), and a graceful stop on SIGTERM/SIGIN
 
 Each service's __main__ builds its servicers and calls `run(...)`:
 
-    run("catalog", config.addr, register, grace=config.grace_seconds, port_file=config.port_file)
+    run("catalog", config.addr, register, grace=config.grace_seconds, port_file=config.port_file,
+        limits=config.server_limits())
 
 where `register(server)` adds the servicers and returns (service full names, cleanup) or
 (service full names, cleanup, on_stopping). `on_stopping` runs as soon as a stop begins, so that
@@ -26,6 +27,8 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from services.common.errors_interceptor import ErrorInterceptor
+from services.common.limit_settings import ServerLimits
+from services.common.limits import limit_interceptors, server_options
 
 log = logging.getLogger("corral.server")
 
@@ -33,11 +36,7 @@ Cleanup = Callable[[], Awaitable[None]] | None
 Registration = tuple[list[str], Cleanup] | tuple[list[str], Cleanup, Cleanup]
 Register = Callable[[grpc.aio.Server], Awaitable[Registration]]
 
-# Chunks are up to a few MiB; leave headroom over gRPC's 4 MiB default.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 SERVER_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.so_reuseport", 0),
 ]
 
@@ -62,9 +61,12 @@ class RunningServer:
         log.info("stopped", extra={"service": self.name})
 
 
-async def start(name: str, addr: str, register: Register) -> RunningServer:
+async def start(name: str, addr: str, register: Register,
+                limits: ServerLimits | None = None) -> RunningServer:
     """Builds, binds and starts the server; `addr` may use port 0."""
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=SERVER_OPTIONS)
+    limits = limits or ServerLimits()  # message size, concurrency, idle streams, keepalive
+    server = grpc.aio.server(interceptors=[*limit_interceptors(limits), ErrorInterceptor()],
+                             options=SERVER_OPTIONS + server_options(limits))
     services, cleanup, *rest = await register(server)
     on_stopping = rest[0] if rest else None
     health = HealthServicer()
@@ -87,9 +89,9 @@ def bound_address(addr: str, port: int) -> str:
 
 
 async def serve(name: str, addr: str, register: Register, *, grace: float,
-                port_file: str = "") -> None:
+                port_file: str = "", limits: ServerLimits | None = None) -> None:
     """Runs until SIGTERM or SIGINT, then stops gracefully."""
-    running = await start(name, addr, register)
+    running = await start(name, addr, register, limits)
     real = bound_address(addr, running.port)
     if port_file:
         tmp = Path(f"{port_file}.tmp")
@@ -104,5 +106,6 @@ async def serve(name: str, addr: str, register: Register, *, grace: float,
     await running.stop(grace)
 
 
-def run(name: str, addr: str, register: Register, *, grace: float, port_file: str = "") -> None:
-    asyncio.run(serve(name, addr, register, grace=grace, port_file=port_file))
+def run(name: str, addr: str, register: Register, *, grace: float, port_file: str = "",
+        limits: ServerLimits | None = None) -> None:
+    asyncio.run(serve(name, addr, register, grace=grace, port_file=port_file, limits=limits))

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     pool = build_pool(config)
 
     async def register(server: grpc.aio.Server):
-        catalog = GrpcCatalog(config.catalog_addr)
+        catalog = GrpcCatalog(config.catalog_addr, config.catalog_timeout_seconds)
         dataset_id = await resolve_dataset(catalog, config.dataset) if config.dataset else ""
         group = config.group_for(dataset_id)
         processor = ItemProcessor(catalog, pool, store, config.max_attempts, group)
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         return [SERVICE_NAME], cleanup
 
     run("preprocess", config.addr, register, grace=config.grace_seconds,
-        port_file=config.port_file)
+        port_file=config.port_file, limits=config.server_limits())
 
 
 if __name__ == "__main__":

@@ -21,10 +21,18 @@ RETRY_DELAYS = (0.2, 0.5, 1.0)
 Entry = tuple[catalog_pb2.CreateItemRequest, asyncio.Future[catalog_pb2.CreateItemResponse]]
 
 
+# A batch's request, and its response (the items echo their metadata), must stay far below
+# the gRPC message limit even when entries carry up to a megabyte of metadata each.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+
+
 class CreateBatcher:
-    def __init__(self, catalog: Catalog, max_batch: int = 500) -> None:
+    def __init__(self, catalog: Catalog, max_batch: int = 500,
+                 max_batch_bytes: int = MAX_BATCH_BYTES) -> None:
         self._catalog, self._max_batch = catalog, max_batch
+        self._max_batch_bytes = max_batch_bytes
         self._waiting: list[Entry] = []
+        self._waiting_bytes = 0
         self._scheduled: asyncio.Handle | None = None
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -33,8 +41,12 @@ class CreateBatcher:
         """The entry's result; its error raised as a CorralError."""
         future: asyncio.Future[catalog_pb2.CreateItemResponse] = (
             asyncio.get_running_loop().create_future())
+        size = request.ByteSize()
+        if self._waiting and self._waiting_bytes + size > self._max_batch_bytes:
+            self.flush()  # this entry would make the batch too large: it starts the next one
         self._waiting.append((request, future))
-        if len(self._waiting) >= self._max_batch:
+        self._waiting_bytes += size
+        if len(self._waiting) >= self._max_batch or self._waiting_bytes >= self._max_batch_bytes:
             self.flush()
         elif self._scheduled is None:
             # call_soon runs after the callbacks already queued: rows parsed in the same
@@ -48,7 +60,7 @@ class CreateBatcher:
             self._scheduled = None
         if not self._waiting:
             return
-        batch, self._waiting = self._waiting, []
+        batch, self._waiting, self._waiting_bytes = self._waiting, [], 0
         task = asyncio.ensure_future(self._send(batch))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)

@@ -119,3 +119,4 @@ def test_calls_beyond_the_cap_are_refused_and_health_checks_are_not(
     assert stack.items(dataset_id) == []
     wait_for(lambda: not [f for f in stored_files(stack) if f.startswith((".tmp", "items"))],
              "the cancelled uploads' temp files to be removed")
+

@@ -9,7 +9,7 @@ from services.catalog.app import RetentionPolicy, make_register, open_database
 from services.catalog.config import CatalogConfig
 from services.catalog.orphans import OrphanPolicy
 from services.common.config import load
-from services.common.limit_settings import apply_validation_limits
+from services.common.limit_settings import apply_limits
 from services.common.logs import setup_logging
 from services.common.server import run
 
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load(CatalogConfig, sys.argv[1:] if argv is None else argv,
                   description="corral catalog service")
     setup_logging(config.log_level, config.log_format)
-    apply_validation_limits(config)
+    server_limits = apply_limits(config)
     db = open_database(config.resolved_database_url(), config.metadata_indexes)
     blob_store = open_blob_store(config, config.data_path)
     register = make_register(db, blob_store, config.event_poll_seconds,
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
                              OrphanPolicy(config.orphan_sweep_seconds,
                                           config.orphan_grace_seconds))
     run("catalog", config.addr, register, grace=config.grace_seconds, port_file=config.port_file,
-        limits=config.server_limits())
+        limits=server_limits)
 
 
 if __name__ == "__main__":

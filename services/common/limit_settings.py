@@ -1,7 +1,7 @@
 """Settings of the limits every service enforces (README "Limits"): server-wide ones (message
 size, concurrent calls, idle streams), applied by services.common.server, and validation ones
-(names, paths, metadata), which the domain checks read process-wide once `apply_validation_limits`
-has set them at start."""
+(names, paths, metadata), which the domain checks read process-wide once `apply_limits` has set
+them at start."""
 
 from __future__ import annotations
 
@@ -90,10 +90,15 @@ class MetadataLimitSettings:
         return MetadataLimits(self.max_metadata_bytes, self.max_metadata_depth)
 
 
-def apply_validation_limits(config: object) -> None:
-    """Makes this process's name, path and metadata checks use the config's limits (those it
-    has). Raises ValueError naming the setting for a value out of range."""
-    if isinstance(config, PathLimitSettings):
-        set_path_limits(config.path_limits())
-    if isinstance(config, MetadataLimitSettings):
-        set_metadata_limits(config.metadata_limits())
+def apply_limits(config: ServerLimitSettings) -> ServerLimits:
+    """Checks every limit setting of a loaded config, makes this process's name, path and
+    metadata checks use the ones it has, and returns the server's limits. A value out of range
+    stops the service with a message naming the setting."""
+    try:
+        if isinstance(config, PathLimitSettings):
+            set_path_limits(config.path_limits())
+        if isinstance(config, MetadataLimitSettings):
+            set_metadata_limits(config.metadata_limits())
+        return config.server_limits()
+    except ValueError as exc:
+        raise SystemExit(f"invalid setting: {exc}") from None

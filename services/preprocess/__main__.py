@@ -20,6 +20,7 @@ from corral.errors import Unavailable
 from corral.preprocess.v1 import preprocess_service_pb2_grpc as pb_grpc
 from services.blobstore import open_blob_store
 from services.common.config import load
+from services.common.limit_settings import apply_limits
 from services.common.logs import setup_logging
 from services.common.server import run
 from services.preprocess.catalog_client import GrpcCatalog
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load(PreprocessConfig, sys.argv[1:] if argv is None else argv,
                   description="corral preprocess service")
     setup_logging(config.log_level, config.log_format)
+    server_limits = apply_limits(config)
     store = open_blob_store(config, config.data_path)
     pool = build_pool(config)
 
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         return [SERVICE_NAME], cleanup
 
     run("preprocess", config.addr, register, grace=config.grace_seconds,
-        port_file=config.port_file, limits=config.server_limits())
+        port_file=config.port_file, limits=server_limits)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import grpc
 from corral.upload.v1 import upload_service_pb2_grpc
 from services.blobstore import open_blob_store
 from services.common.config import load
-from services.common.limit_settings import apply_validation_limits
+from services.common.limit_settings import apply_limits
 from services.common.logs import setup_logging
 from services.common.server import Cleanup, run
 from services.fetch import Fetcher
@@ -31,8 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load(UploadConfig, sys.argv[1:] if argv is None else argv,
                   description="corral upload service")
     setup_logging(config.log_level, config.log_format)
-    apply_validation_limits(config)
-    server_limits = config.server_limits()
+    server_limits = apply_limits(config)
     keep_freed_memory()
     store = open_blob_store(config, config.data_path)
 

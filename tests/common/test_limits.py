@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from corral import paths
-from corral.errors import InvalidArgument
+from corral.errors import DeadlineExceeded, InvalidArgument
 from services.catalog.config import CatalogConfig
 from services.common import metadata_limits
 from services.common.config import load
 from services.common.limit_settings import ServerLimits, apply_limits
+from services.common.limits import RequestGuard
 from services.common.metadata_limits import MetadataLimits, checked_json_text, nesting_depth
 from services.preprocess.config import PreprocessConfig
 
@@ -80,3 +83,39 @@ def test_settings_reach_the_checks_and_bad_values_stop_the_service() -> None:
             apply_limits(load(CatalogConfig, [flag, value]))
     with pytest.raises(SystemExit, match="CORRAL_MAX_MESSAGE_BYTES"):
         apply_limits(load(PreprocessConfig, ["--max-message-bytes", "100"]))
+
+
+def test_idle_time_counts_only_while_the_handler_waits() -> None:
+    async def scenario() -> None:
+        async def source():
+            yield 1
+            yield 2
+            await asyncio.sleep(60)
+
+        stream = RequestGuard(0.2)._guarded(source(), "/m")
+        assert await anext(stream) == 1
+        await asyncio.sleep(0.5)  # busy elsewhere (back-pressure): not the client's idleness
+        assert await anext(stream) == 2
+        with pytest.raises(DeadlineExceeded, match=r"no message for 0.2 s"):
+            await anext(stream)
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_call_is_still_cancelled() -> None:
+    async def scenario() -> None:
+        async def source():
+            await asyncio.sleep(60)
+            yield 1
+
+        async def consume() -> None:
+            async for _ in RequestGuard(30)._guarded(source(), "/m"):
+                pass
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())

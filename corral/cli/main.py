@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{addresses.UPLOAD_ADDR_ENV}, {addresses.DEFAULT_UPLOAD_ADDR})")
     parser.add_argument("--preprocess-addr", help=f"preprocess host:port (env "
                         f"{addresses.PREPROCESS_ADDR_ENV}, {addresses.DEFAULT_PREPROCESS_ADDR})")
+    parser.add_argument("--project", help="project to act in, for instance-wide API keys "
+                        "(env CORRAL_PROJECT; default: the key's own, or 'default')")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)
@@ -68,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.code == "UNAVAILABLE":
             print("hint: is `corral up` running, and do CORRAL_*_ADDR point at it?",
                   file=sys.stderr)
+        if exc.code == "UNAUTHENTICATED":
+            print("hint: set CORRAL_API_KEY (or CORRAL_API_KEY_FILE); next to `corral up` the "
+                  "key is read from <data dir>/keys/admin.key", file=sys.stderr)
         return 1
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):

@@ -45,6 +45,12 @@ class CatalogConfig(MetadataLimitSettings, PathLimitSettings, ServerLimitSetting
         "Only blobs older than this may be collected as orphans: keep it far above the "
         "longest upload registration or preprocessing run")
 
+    bootstrap_admin_key: str = setting(
+        "CORRAL_BOOTSTRAP_ADMIN_KEY", "",
+        "An instance-admin API key (corral_<16 hex>_<43 characters>) registered on start if "
+        "unknown; without it a catalog with no keys writes a new one to "
+        "<data dir>/keys/admin.key (mode 0600)", secret=True)
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

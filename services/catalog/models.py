@@ -218,3 +218,30 @@ class TriggerRunRow(Base):
 
 triggers = TriggerRow.__table__
 trigger_runs = TriggerRunRow.__table__
+
+
+class ProjectRow(Base):
+    """A project owns datasets and triggers; API keys are bound to one (or to all)."""
+    __tablename__ = "projects"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class ApiKeyRow(Base):
+    """An API key: only the SHA-256 of its secret is kept. `project` NULL = every project."""
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_project", "project"),)
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    project: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    role: Mapped[str] = mapped_column(String(16))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    revoke_time: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+projects = ProjectRow.__table__
+api_keys = ApiKeyRow.__table__

@@ -31,8 +31,14 @@ from services.catalog.notify import CommitSignal
 from services.catalog.records import EventFilter
 from services.catalog.repository import Store
 from services.catalog.writer import BatchWriter
+from services.common.auth import Need
 
 SERVICE_NAME = api.DESCRIPTOR.services_by_name["CatalogService"].full_name
+_READS = ("GetDataset", "ListDatasets", "GetItem", "ListItems", "Subscribe", "AckEvents",
+          "GetConsumerGroup", "ExtendEventLeases", "GetTrigger", "ListTriggers")
+# Everything else changes data and needs the writer role (AuthInterceptor: unlisted = admin).
+NEEDS = {f"/{SERVICE_NAME}/{method.name}": Need.READ if method.name in _READS else Need.WRITE
+         for method in api.DESCRIPTOR.services_by_name["CatalogService"].methods}
 
 
 class CatalogServicer(api_grpc.CatalogServiceServicer):

@@ -12,8 +12,9 @@ from google.protobuf import struct_pb2
 from corral.catalog.v1 import catalog_service_pb2 as pb
 from corral.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from corral.catalog.v1 import resources_pb2
+from corral.credentials import Credentials
 from corral.errors import NotFound
-from corral.rpc import CHANNEL_OPTIONS, translate
+from corral.rpc import CHANNEL_OPTIONS, open_aio_channel, translate
 from corral.structs import struct_to_dict
 from services.preprocess.catalog import (
     CatalogItem,
@@ -67,10 +68,10 @@ def _event(response: pb.SubscribeResponse) -> ItemEvent:
 
 
 class GrpcCatalog:
-    def __init__(self, addr: str, timeout_seconds: float = CALL_TIMEOUT_SECONDS) -> None:
+    def __init__(self, addr: str, credentials: Credentials,
+                 timeout_seconds: float = CALL_TIMEOUT_SECONDS) -> None:
         self._timeout = timeout_seconds
-        self._channel = grpc.aio.insecure_channel(
-            addr, options=CHANNEL_OPTIONS + RECONNECT_OPTIONS)
+        self._channel = open_aio_channel(addr, credentials, CHANNEL_OPTIONS + RECONNECT_OPTIONS)
         self._stub = pb_grpc.CatalogServiceStub(self._channel)
 
     async def subscribe_leased(self, lease: LeaseSettings,

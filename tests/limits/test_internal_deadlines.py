@@ -13,11 +13,13 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from testkeys import SERVICE_KEY
 from upload.messages import bulk_file_messages
 
+from corral.credentials import Credentials
 from corral.preprocess.v1 import preprocess_service_pb2 as pre_pb
 from corral.preprocess.v1 import preprocess_service_pb2_grpc as pre_grpc
-from corral.rpc import CHANNEL_OPTIONS
+from corral.rpc import open_channel
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from corral.upload.v1 import upload_service_pb2_grpc
 
@@ -80,7 +82,9 @@ def test_uploads_fail_within_the_catalog_deadline_and_write_nothing(
     upload = service_factory("upload", env={**TIMEOUTS, "CORRAL_CATALOG_ADDR": catalog_addr,
                                             "CORRAL_DATA_DIR": str(data_dir)})
     spec = upload_pb2.UploadSpec(dataset_id=DATASET_ID, name="a.bin")
-    with grpc.insecure_channel(upload.addr, options=CHANNEL_OPTIONS) as channel:
+    # The service key is checked by the upload service itself: a user's key would need the
+    # catalog to authenticate it, and the call would end there (UNAVAILABLE, no upload).
+    with open_channel(upload.addr, Credentials(api_key=SERVICE_KEY)) as channel:
         uploads = upload_service_pb2_grpc.UploadServiceStub(channel)
         # The client's deadline is far longer than the service's, so the answer is the
         # service's own.
@@ -113,7 +117,7 @@ def test_preprocess_stats_answer_while_the_catalog_hangs(service_factory,
                                                          hanging_catalog: str) -> None:
     preprocess = service_factory("preprocess", env={**TIMEOUTS,
                                                     "CORRAL_CATALOG_ADDR": hanging_catalog})
-    with grpc.insecure_channel(preprocess.addr) as channel:
+    with open_channel(preprocess.addr, Credentials(api_key=SERVICE_KEY)) as channel:
         stats = pre_grpc.PreprocessServiceStub(channel).GetStats(pre_pb.GetStatsRequest(),
                                                                  timeout=30)
     assert stats.processed == 0 and stats.pool_processes >= 1

@@ -9,7 +9,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from upload.waiting import wait_for
 
-from corral.rpc import CHANNEL_OPTIONS
+from corral.rpc import open_channel
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from limits.conftest import LimitedStack, held_open, stored_files
 
@@ -38,7 +38,7 @@ def unknown_field(size: int) -> bytes:
 
 def raw_call(addr: str, method: str, payload: bytes) -> grpc.RpcError | bytes:
     """Sends `payload` as the request as it is; the client allows 16 MiB either way."""
-    with grpc.insecure_channel(addr, options=CHANNEL_OPTIONS) as channel:
+    with open_channel(addr) as channel:
         try:
             return channel.unary_unary(method)(payload, timeout=30)
         except grpc.RpcError as exc:

@@ -7,10 +7,13 @@ import threading
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from testkeys import SERVICE_KEY
 from upload.waiting import wait_for
 
+from corral.credentials import Credentials
 from corral.rpc import open_channel
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
+from corral.upload.v1 import upload_service_pb2_grpc
 from limits.conftest import LimitedStack, held_open, stored_files
 
 SMALL_MESSAGES = {"CORRAL_MAX_MESSAGE_BYTES": "65536"}
@@ -79,44 +82,38 @@ def test_an_upload_chunk_above_the_message_limit_stores_nothing(
 def test_calls_beyond_the_cap_are_refused_and_health_checks_are_not(
         limited_stack: LimitedStack) -> None:
     stack = limited_stack(upload_env={"CORRAL_MAX_CONCURRENT_RPCS": "2"})
-    dataset_id = stack.create_dataset()
+    # The service key is checked by the upload service itself, and a bulk stream that sent
+    # nothing yet waits without asking the catalog: the slots are held by this test alone.
+    channel = open_channel(stack.upload.addr, Credentials(api_key=SERVICE_KEY))
+    uploads = upload_service_pb2_grpc.UploadServiceStub(channel)
     release = threading.Event()
-    spec = upload_pb2.UploadSpec(dataset_id=dataset_id, name="slow.bin")
-    # Two uploads that sent their first message and wait: they occupy both slots.
-    streams = [stack.uploads.UploadItem.future(
-        held_open([upload_pb2.UploadItemRequest(spec=spec, data=b"abc")], release),
-        timeout=60) for _ in range(2)]
+    streams = [uploads.UploadItems(held_open([], release), timeout=60) for _ in range(2)]
     query = upload_pb2.QueryUploadStatusRequest(upload_id="0" * 32)
-    health = health_pb2_grpc.HealthStub(stack.channels[0])
+
+    def answer() -> grpc.StatusCode:
+        for stream in streams[1:] if streams[0].cancelled() else streams:
+            assert stream.is_active(), f"a held stream ended: {stream.code()} {stream.details()}"
+        try:
+            uploads.QueryUploadStatus(query, timeout=10)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                assert "service busy: 2 concurrent calls" in exc.details(), exc.details()
+                assert "(CORRAL_MAX_CONCURRENT_RPCS)" in exc.details(), exc.details()
+            return exc.code()
+        raise AssertionError("an unknown upload_id was found")
+
     try:
-        def refused_as_busy() -> bool:
-            try:
-                stack.uploads.QueryUploadStatus(query, timeout=10)
-            except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    assert "service busy: 2 concurrent calls" in exc.details(), exc.details()
-                    assert "CORRAL_MAX_CONCURRENT_RPCS" in exc.details()
-                    return True
-            return False
-
-        wait_for(refused_as_busy, "the third call to be refused")
-        reply = health.Check(health_pb2.HealthCheckRequest(), timeout=10)
-        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        wait_for(lambda: answer() == grpc.StatusCode.RESOURCE_EXHAUSTED,
+                 "the third call to be refused")
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                           timeout=10)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
         streams[0].cancel()
-
-        def admitted_again() -> bool:
-            try:
-                stack.uploads.QueryUploadStatus(query, timeout=10)
-            except grpc.RpcError as exc:
-                return exc.code() == grpc.StatusCode.NOT_FOUND  # admitted, and answered
-            return False
-
-        wait_for(admitted_again, "a call to be admitted once a stream ended")
+        # Admitted (and answered) once a stream ended.
+        wait_for(lambda: answer() == grpc.StatusCode.NOT_FOUND, "a call to be admitted")
     finally:
         release.set()
         for stream in streams:
             stream.cancel()
-    assert stack.items(dataset_id) == []
-    wait_for(lambda: not [f for f in stored_files(stack) if f.startswith((".tmp", "items"))],
-             "the cancelled uploads' temp files to be removed")
+        channel.close()
 

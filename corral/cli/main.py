@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from corral import addresses
 from corral.cli.commands import (
+    admin,
     datasets,
     items,
     linking,
@@ -23,7 +24,7 @@ from corral.cli.commands import (
 from corral.errors import CorralError
 
 COMMANDS = (up, datasets, upload, linking, items, metadata, stats, triggers, worker,
-            preprocess)
+            preprocess, admin)
 # Options whose values may start with "-" ("--sort -created_at"), which argparse would
 # otherwise take for an option of their own.
 DASH_VALUE_OPTIONS = ("--sort", "--filter", "--unset")

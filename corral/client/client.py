@@ -26,8 +26,14 @@ from typing import Any, BinaryIO
 from google.protobuf import field_mask_pb2
 
 from corral import addresses, paths
-from corral.catalog.v1 import catalog_service_pb2, catalog_service_pb2_grpc, resources_pb2
+from corral.catalog.v1 import (
+    admin_service_pb2_grpc,
+    catalog_service_pb2,
+    catalog_service_pb2_grpc,
+    resources_pb2,
+)
 from corral.client import filters
+from corral.client.admin import AdminMixin
 from corral.client.bulk import BULK_MAX_FILE_BYTES, BulkSender, FileQueue
 from corral.client.convert import (
     EVENT_TYPES_BY_NAME,
@@ -106,7 +112,7 @@ def preprocess_status(item: ItemDict) -> str | None:
     return record.get("status") if isinstance(record, dict) else None
 
 
-class Client(LinkingMixin, TriggersMixin):
+class Client(LinkingMixin, TriggersMixin, AdminMixin):
     """Talks to the three corral services. Thread-safe; use as a context manager or close().
 
     Addresses default to CORRAL_CATALOG_ADDR, CORRAL_UPLOAD_ADDR and CORRAL_PREPROCESS_ADDR.
@@ -133,6 +139,7 @@ class Client(LinkingMixin, TriggersMixin):
                                        self.preprocess_addr)]
         catalog, upload, preprocess = self._channels
         self._catalog = catalog_service_pb2_grpc.CatalogServiceStub(catalog)
+        self._admin = admin_service_pb2_grpc.AdminServiceStub(catalog)
         self._upload = upload_service_pb2_grpc.UploadServiceStub(upload)
         # Upload requests are ChunkRequests, encoded without an extra copy of every chunk.
         self._upload.UploadItem = upload.stream_unary(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Row, select, update
@@ -208,7 +208,7 @@ class Access:
                 now = datetime.now(UTC)
                 conn.execute(update(api_keys).where(api_keys.c.id == key_id)
                              .values(revoke_time=now))
-                return _key(row._replace(revoke_time=now))
+                return replace(_key(row), revoke_time=now)
             return _key(row)
 
         return self.db.write(work)

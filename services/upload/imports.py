@@ -27,7 +27,7 @@ from services.fetch import Fetcher, check_url
 from services.upload.batching import CreateBatcher
 from services.upload.catalog_port import Catalog
 from services.upload.csv_rows import CsvRow, CsvRowParser, RowError
-from services.upload.registration import blob_key_for
+from services.upload.registration import blob_key_for, visible_dataset
 from services.upload.sink import run_blocking
 from services.upload.spec import DEFAULT_MAX_UPLOAD_BYTES, too_large
 
@@ -88,7 +88,7 @@ class CsvImporter:
             raise InvalidArgument("spec.fetch_concurrency must not be negative")
         concurrency = min(spec.fetch_concurrency or self._limits.fetch_concurrency,
                           self._limits.fetch_concurrency)
-        await self._catalog.get_dataset(spec.dataset_id)
+        await visible_dataset(self._catalog, spec.dataset_id)  # before any row is stored
         run = _ImportRun(self, spec.dataset_id, folder, concurrency)
         async for response in run.stream(first, messages):
             yield response

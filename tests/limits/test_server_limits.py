@@ -82,12 +82,13 @@ def test_an_upload_chunk_above_the_message_limit_stores_nothing(
 def test_calls_beyond_the_cap_are_refused_and_health_checks_are_not(
         limited_stack: LimitedStack) -> None:
     stack = limited_stack(upload_env={"CORRAL_MAX_CONCURRENT_RPCS": "2"})
-    # The service key is checked by the upload service itself, and a bulk stream that sent
-    # nothing yet waits without asking the catalog: the slots are held by this test alone.
+    # The service key is checked by the upload service itself, and a bulk stream whose only
+    # file has no spec waits without asking the catalog: the slots are held by this test alone.
     channel = open_channel(stack.upload.addr, Credentials(api_key=SERVICE_KEY))
     uploads = upload_service_pb2_grpc.UploadServiceStub(channel)
     release = threading.Event()
-    streams = [uploads.UploadItems(held_open([], release), timeout=60) for _ in range(2)]
+    no_spec = upload_pb2.UploadItemsRequest(file_index=0, finish_write=True)
+    streams: list = []
     query = upload_pb2.QueryUploadStatusRequest(upload_id="0" * 32)
 
     def answer() -> grpc.StatusCode:
@@ -103,8 +104,11 @@ def test_calls_beyond_the_cap_are_refused_and_health_checks_are_not(
         raise AssertionError("an unknown upload_id was found")
 
     try:
-        wait_for(lambda: answer() == grpc.StatusCode.RESOURCE_EXHAUSTED,
-                 "the third call to be refused")
+        for _ in range(2):
+            streams.append(uploads.UploadItems(held_open([no_spec], release), timeout=60))
+            # That file's error comes back while the stream stays open: the call was admitted.
+            assert next(streams[-1]).results[0].error.code == "INVALID_ARGUMENT"
+        assert answer() == grpc.StatusCode.RESOURCE_EXHAUSTED
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
                                                            timeout=10)
         assert health.status == health_pb2.HealthCheckResponse.SERVING

@@ -12,9 +12,19 @@ from corral.credentials import Credentials, TlsFiles
 from corral.errors import CorralError, error_for_code
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# While a call is open (a subscription may be quiet for hours), ping after 30 s without
+# traffic and drop the connection if the ping is not answered within 10 s: a peer that
+# vanished (host down, network cut) then ends the call instead of leaving it hanging.
+# corral's servers accept pings this often (services.common.limits).
+KEEPALIVE_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+]
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    *KEEPALIVE_OPTIONS,
 ]
 
 

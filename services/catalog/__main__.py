@@ -11,6 +11,7 @@ from services.catalog.bootstrap import bootstrap_admin_key
 from services.catalog.config import CatalogConfig
 from services.catalog.orphans import OrphanPolicy
 from services.common.config import load
+from services.common.limit_settings import apply_limits
 from services.common.logs import setup_logging
 from services.common.server import run
 
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load(CatalogConfig, sys.argv[1:] if argv is None else argv,
                   description="corral catalog service")
     setup_logging(config.log_level, config.log_format)
+    server_limits = apply_limits(config)
     db = open_database(config.resolved_database_url(), config.metadata_indexes)
     bootstrap_admin_key(Access(db), config.data_path, config.bootstrap_admin_key)
     security = catalog_security(
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
                              OrphanPolicy(config.orphan_sweep_seconds,
                                           config.orphan_grace_seconds))
     run("catalog", config.addr, register, security, grace=config.grace_seconds,
-        port_file=config.port_file)
+        port_file=config.port_file, limits=server_limits)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.common.config import setting
+from services.common.limit_settings import (
+    MetadataLimitSettings,
+    PathLimitSettings,
+    ServerLimitSettings,
+)
 from services.common.settings import BlobStoreSettings, CommonSettings
 
 
 @dataclass
-class CatalogConfig(CommonSettings, BlobStoreSettings):
+class CatalogConfig(MetadataLimitSettings, PathLimitSettings, ServerLimitSettings,
+                    CommonSettings, BlobStoreSettings):
     addr: str = setting("CORRAL_CATALOG_ADDR", "127.0.0.1:50051", "Address the catalog binds")
     database_url: str = setting(
         "CORRAL_DATABASE_URL", "",

@@ -89,7 +89,8 @@ def _target(dataset_id: str, dir_path: str, name: str, duplicate_policy: Duplica
     dataset_id = require_id(dataset_id, f"{field_prefix}dataset_id")
     dir_path = normalize_dir(dir_path or "/", f"{field_prefix}dir")
     name = check_name(name, f"{field_prefix}name")
-    filename = check_filename_length(join(dir_path, name), f"{field_prefix}name")
+    filename = check_filename_length(join(dir_path, name),
+                                     f"{field_prefix}dir + {field_prefix}name")
     return _Target(dataset_id, dir_path, name, filename, duplicate_policy,
                    check_request_id(request_id))
 
@@ -272,7 +273,7 @@ def update_item(store: Store, changes: ItemChanges, scope: Scope = EVERYWHERE) -
             if item.type == ItemType.DIR:
                 raise FailedPrecondition(
                     f"{item.filename} is a folder: moving folders is not supported yet")
-            check_filename_length(filename, "item.name")
+            check_filename_length(filename, "item.dir + item.name")
             if _ensure_folders(repo, item.dataset_id, dir_path, filename, now) is not None:
                 raise AlreadyExists(
                     f"an item already exists at {filename} in dataset {item.dataset_id}")

@@ -4,7 +4,7 @@ reported (log line and optional port file), and a graceful stop on SIGTERM/SIGIN
 Each service's __main__ builds its servicers and calls `run(...)`:
 
     run("catalog", config.addr, register, security, grace=config.grace_seconds,
-        port_file=config.port_file)
+        port_file=config.port_file, limits=server_limits)
 
 where `register(server)` adds the servicers and returns (service full names, cleanup) or
 (service full names, cleanup, on_stopping). `on_stopping` runs as soon as a stop begins, so that
@@ -29,6 +29,8 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common.auth import Authenticator, AuthInterceptor, Need
 from services.common.errors_interceptor import ErrorInterceptor
+from services.common.limit_settings import ServerLimits
+from services.common.limits import limit_interceptors, server_options
 
 log = logging.getLogger("corral.server")
 
@@ -36,11 +38,7 @@ Cleanup = Callable[[], Awaitable[None]] | None
 Registration = tuple[list[str], Cleanup] | tuple[list[str], Cleanup, Cleanup]
 Register = Callable[[grpc.aio.Server], Awaitable[Registration]]
 
-# Chunks are up to a few MiB; leave headroom over gRPC's 4 MiB default.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 SERVER_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.so_reuseport", 0),
 ]
 
@@ -82,10 +80,13 @@ class RunningServer:
 
 
 async def start(name: str, addr: str, register: Register,
-                security: ServerSecurity) -> RunningServer:
+                security: ServerSecurity, limits: ServerLimits | None = None) -> RunningServer:
     """Builds, binds and starts the server; `addr` may use port 0."""
     auth = AuthInterceptor(security.authenticator, {**REFLECTION_NEEDS, **security.needs})
-    server = grpc.aio.server(interceptors=[auth, ErrorInterceptor()], options=SERVER_OPTIONS)
+    limits = limits or ServerLimits()  # message size, concurrency, idle streams, keepalive
+    server = grpc.aio.server(
+        interceptors=[*limit_interceptors(limits), auth, ErrorInterceptor()],
+        options=SERVER_OPTIONS + server_options(limits))
     services, cleanup, *rest = await register(server)
     on_stopping = rest[0] if rest else None
     health = HealthServicer()
@@ -109,9 +110,9 @@ def bound_address(addr: str, port: int) -> str:
 
 
 async def serve(name: str, addr: str, register: Register, security: ServerSecurity, *,
-                grace: float, port_file: str = "") -> None:
+                grace: float, port_file: str = "", limits: ServerLimits | None = None) -> None:
     """Runs until SIGTERM or SIGINT, then stops gracefully."""
-    running = await start(name, addr, register, security)
+    running = await start(name, addr, register, security, limits)
     real = bound_address(addr, running.port)
     if port_file:
         tmp = Path(f"{port_file}.tmp")
@@ -127,5 +128,6 @@ async def serve(name: str, addr: str, register: Register, security: ServerSecuri
 
 
 def run(name: str, addr: str, register: Register, security: ServerSecurity, *, grace: float,
-        port_file: str = "") -> None:
-    asyncio.run(serve(name, addr, register, security, grace=grace, port_file=port_file))
+        port_file: str = "", limits: ServerLimits | None = None) -> None:
+    asyncio.run(serve(name, addr, register, security, grace=grace, port_file=port_file,
+                      limits=limits))

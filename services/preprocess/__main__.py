@@ -20,6 +20,7 @@ from corral.errors import Unavailable
 from corral.preprocess.v1 import preprocess_service_pb2_grpc as pb_grpc
 from services.blobstore import open_blob_store
 from services.common.config import load
+from services.common.limit_settings import apply_limits
 from services.common.logs import setup_logging
 from services.common.remote_auth import worker_credentials
 from services.common.server import ServerSecurity, run
@@ -69,12 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     config = load(PreprocessConfig, sys.argv[1:] if argv is None else argv,
                   description="corral preprocess service")
     setup_logging(config.log_level, config.log_format)
+    server_limits = apply_limits(config)
     store = open_blob_store(config, config.data_path)
     pool = build_pool(config)
     credentials, authenticator = worker_credentials(config, config.data_path)
 
     async def register(server: grpc.aio.Server):
-        catalog = GrpcCatalog(config.catalog_addr, credentials)
+        catalog = GrpcCatalog(config.catalog_addr, credentials, config.catalog_timeout_seconds)
         dataset_id = await resolve_dataset(catalog, config.dataset) if config.dataset else ""
         group = config.group_for(dataset_id)
         processor = ItemProcessor(catalog, pool, store, config.max_attempts, group)
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
 
     security = ServerSecurity(authenticator, NEEDS, config.server_tls())
     run("preprocess", config.addr, register, security, grace=config.grace_seconds,
-        port_file=config.port_file)
+        port_file=config.port_file, limits=server_limits)
 
 
 if __name__ == "__main__":

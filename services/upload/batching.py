@@ -40,11 +40,19 @@ def group_key(principal: Principal | None) -> GroupKey:
 class _Group:
     principal: Principal | None
     entries: list[Entry] = field(default_factory=list)
+    size: int = 0  # bytes of the entries' requests
+
+
+# A batch's request, and its response (the items echo their metadata), must stay far below
+# the gRPC message limit even when entries carry up to a megabyte of metadata each.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 
 class CreateBatcher:
-    def __init__(self, catalog: Catalog, max_batch: int = 500) -> None:
+    def __init__(self, catalog: Catalog, max_batch: int = 500,
+                 max_batch_bytes: int = MAX_BATCH_BYTES) -> None:
         self._catalog, self._max_batch = catalog, max_batch
+        self._max_batch_bytes = max_batch_bytes
         self._waiting: dict[GroupKey, _Group] = {}
         self._scheduled: asyncio.Handle | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -57,11 +65,16 @@ class CreateBatcher:
             asyncio.get_running_loop().create_future())
         principal = caller_or_none()
         key = group_key(principal)
+        size = request.ByteSize()
         group = self._waiting.get(key)
+        if group is not None and group.size + size > self._max_batch_bytes:
+            self._send_group(key)  # this entry would make the batch too large: it starts the next
+            group = None
         if group is None:
             group = self._waiting[key] = _Group(principal)
         group.entries.append((request, future))
-        if len(group.entries) >= self._max_batch:
+        group.size += size
+        if len(group.entries) >= self._max_batch or group.size >= self._max_batch_bytes:
             self._send_group(key)
         elif self._scheduled is None:
             # call_soon runs after the callbacks already queued: rows parsed in the same

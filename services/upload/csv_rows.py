@@ -20,6 +20,7 @@ from typing import Any
 
 from corral.errors import InvalidArgument
 from corral.paths import check_name
+from services.common.metadata_limits import checked_json_text
 
 # Header names (matched stripped and lowercased) -> the spelling used in messages.
 COLUMNS = {"id": "ID", "url": "URL", "image_bytes": "image_bytes", "name": "name",
@@ -88,6 +89,10 @@ def _metadata(text: str) -> dict[str, Any]:
         raise _BadRow(f"item_metadata: not valid JSON: {e}") from None
     if not isinstance(value, dict):
         raise _BadRow(f"item_metadata: must be a JSON object, not {type(value).__name__}")
+    try:
+        checked_json_text(value, "item_metadata")  # size and depth, as the catalog checks
+    except InvalidArgument as e:
+        raise _BadRow(e.message) from None
     return value
 
 

@@ -53,7 +53,12 @@ from services.upload.session_records import (
     upload_id_for_request,
 )
 from services.upload.sink import HashingBlobSink, run_blocking
-from services.upload.spec import ValidSpec, validate_spec
+from services.upload.spec import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    UploadTooLarge,
+    ValidSpec,
+    validate_spec,
+)
 
 log = logging.getLogger("corral.upload")
 
@@ -101,8 +106,10 @@ def _check_visible(record: SessionRecord) -> None:
 
 class ResumableUploads:
     def __init__(self, registrar: Registrar, write_batch_bytes: int,
-                 settings: SessionSettings, clock=time.time) -> None:
+                 settings: SessionSettings, clock=time.time,
+                 max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> None:
         self._registrar = registrar
+        self._max_bytes = max_bytes
         self._store = registrar.store
         self._batch_bytes = write_batch_bytes
         self._settings = settings
@@ -123,7 +130,7 @@ class ResumableUploads:
     async def start(self, request: upload_pb2.StartResumableUploadRequest,
                     ) -> upload_pb2.StartResumableUploadResponse:
         self._refuse_when_stopping()
-        spec = validate_spec(request.spec)
+        spec = validate_spec(request.spec, self._max_bytes)
         project = await self._registrar.check_dataset(spec.dataset_id)
         upload_id = (upload_id_for_request(spec.dataset_id, spec.request_id)
                      if spec.request_id else uuid.uuid4().hex)
@@ -246,7 +253,7 @@ class ResumableUploads:
                             messages: AsyncIterator[upload_pb2.UploadItemRequest],
                             ) -> upload_pb2.UploadItemResponse:
         record = await self._load_current(upload_id)
-        spec = validate_spec(record.spec_message())
+        spec = validate_spec(record.spec_message(), self._max_bytes)
         if record.phase != OPEN:
             return await self._write_after_commit(record, spec, live, first)
         if first.write_offset < 0:
@@ -268,7 +275,15 @@ class ResumableUploads:
                                self._batch_bytes, hasher=hasher, start_size=persisted,
                                hash_content=hasher is not None)
         try:
-            finish_sha256 = await receive(first, messages, sink, spec.declared_size)
+            finish_sha256 = await receive(first, messages, sink, spec.declared_size,
+                                          self._max_bytes)
+        except UploadTooLarge:
+            # Past CORRAL_UPLOAD_MAX_BYTES: the session can never finish, so nothing of it
+            # may stay behind.
+            with contextlib.suppress(Exception):
+                await sink.close()
+            await self._discard(record)
+            raise
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 persisted = await self._pause(live, sink)
@@ -403,8 +418,14 @@ class ResumableUploads:
         catalog's answer was lost before the record said "finished")."""
         if record.phase == COMMITTING and await run_blocking(self._store.exists,
                                                              record.blob_key):
-            spec = validate_spec(record.spec_message())
-            if not await self._registrar.is_registered(spec, record.blob_key):
+            try:
+                spec = validate_spec(record.spec_message(), self._max_bytes)
+            except CorralError:
+                # Limits lowered since it started: whether an item refers to the blob cannot
+                # be asked; the catalog's orphan sweep deletes it if none does.
+                spec = None
+            if spec is not None and not await self._registrar.is_registered(spec,
+                                                                            record.blob_key):
                 await self._registrar.delete_blob(record.blob_key)
         await self._discard(record)
 

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> None:
                   description="corral catalog service")
     setup_logging(config.log_level, config.log_format)
     server_limits = apply_limits(config)
+    catalog_limits = config.catalog_limits()
     db = open_database(config.resolved_database_url(), config.metadata_indexes)
     bootstrap_admin_key(Access(db), config.data_path, config.bootstrap_admin_key)
     security = catalog_security(
@@ -30,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
                              RetentionPolicy(config.event_retention_seconds,
                                              config.event_retention_sweep_seconds),
                              OrphanPolicy(config.orphan_sweep_seconds,
-                                          config.orphan_grace_seconds))
+                                          config.orphan_grace_seconds),
+                             catalog_limits)
     run("catalog", config.addr, register, security, grace=config.grace_seconds,
         port_file=config.port_file, limits=server_limits)
 

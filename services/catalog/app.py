@@ -15,6 +15,7 @@ from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
 from services.blobstore.base import BlobStore
 from services.catalog import admin_servicer, metadata_indexes, migrate, orphans, retention
 from services.catalog.access import Access
+from services.catalog.config import DEFAULT_LIMITS, CatalogLimits
 from services.catalog.db import Database
 from services.catalog.notify import CommitSignal
 from services.catalog.repository import Store
@@ -56,7 +57,8 @@ def make_register(db: Database, blob_store: BlobStore | None,
                   security: ServerSecurity,
                   poll_seconds: float = 0.25,
                   event_retention: RetentionPolicy = RetentionPolicy(),
-                  orphan_policy: orphans.OrphanPolicy | None = None) -> Register:
+                  orphan_policy: orphans.OrphanPolicy | None = None,
+                  limits: CatalogLimits = DEFAULT_LIMITS) -> Register:
     """`security` from catalog_security(). `orphan_policy`: collect orphan blobs (needs
     `blob_store`); None or a sweep interval of 0 never does."""
     async def register(server: grpc.aio.Server) -> tuple[list[str], Cleanup, Cleanup]:
@@ -64,7 +66,7 @@ def make_register(db: Database, blob_store: BlobStore | None,
         store = Store(db, on_commit=signal.notify_threadsafe)
         writer = BatchWriter(store, signal)
         api_grpc.add_CatalogServiceServicer_to_server(
-            CatalogServicer(store, writer, blob_store, signal, poll_seconds), server)
+            CatalogServicer(store, writer, blob_store, signal, poll_seconds, limits), server)
         assert isinstance(security.authenticator, LocalAuthenticator)
         admin_grpc.add_AdminServiceServicer_to_server(
             admin_servicer.AdminServicer(Access(db), security.authenticator), server)

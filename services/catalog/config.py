@@ -6,11 +6,37 @@ from dataclasses import dataclass
 
 from services.common.config import setting
 from services.common.limit_settings import (
+    MAX_MESSAGE_BYTES_ENV,
     MetadataLimitSettings,
     PathLimitSettings,
     ServerLimitSettings,
 )
 from services.common.settings import BlobStoreSettings, CommonSettings
+
+MAX_SUBSCRIPTIONS_PER_KEY_ENV = "CORRAL_CATALOG_MAX_SUBSCRIPTIONS_PER_KEY"
+MAX_PAGE_BYTES_ENV = "CORRAL_CATALOG_MAX_PAGE_BYTES"
+
+
+@dataclass(frozen=True)
+class CatalogLimits:
+    """Limits of the catalog's own calls (README "Limits")."""
+
+    # Each open subscription polls the event table: one key must not hold hundreds.
+    max_subscriptions_per_key: int = 64  # 0: no cap
+    # A list response ends its page early at this many bytes of entries, so it always
+    # fits in a gRPC message (half of CORRAL_MAX_MESSAGE_BYTES's default).
+    max_page_bytes: int = 8 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.max_subscriptions_per_key < 0:
+            raise ValueError(f"{MAX_SUBSCRIPTIONS_PER_KEY_ENV} must not be negative, got "
+                             f"{self.max_subscriptions_per_key}")
+        if self.max_page_bytes < 1:
+            raise ValueError(f"{MAX_PAGE_BYTES_ENV} must be positive, got "
+                             f"{self.max_page_bytes}")
+
+
+DEFAULT_LIMITS = CatalogLimits()
 
 
 @dataclass
@@ -36,6 +62,16 @@ class CatalogConfig(MetadataLimitSettings, PathLimitSettings, ServerLimitSetting
         "CORRAL_CATALOG_EVENT_RETENTION_SWEEP_SECONDS", 60.0,
         "How often the catalog deletes events past the retention")
 
+    max_subscriptions_per_key: int = setting(
+        MAX_SUBSCRIPTIONS_PER_KEY_ENV, CatalogLimits.max_subscriptions_per_key,
+        "Most Subscribe streams one API key may hold open at once (the services' own key is "
+        "exempt); more are refused with RESOURCE_EXHAUSTED (0: no cap)")
+    max_page_bytes: int = setting(
+        MAX_PAGE_BYTES_ENV, 0,
+        "A ListItems, ListDatasets or ListTriggers page ends early once its entries reach this "
+        "many bytes, and its next_page_token continues after the last one (0: half of "
+        "CORRAL_MAX_MESSAGE_BYTES, also the most)")
+
     orphan_sweep_seconds: float = setting(
         "CORRAL_CATALOG_ORPHAN_SWEEP_SECONDS", 3600.0,
         "How often the catalog deletes orphan blobs (stored but referenced by no item, e.g. "
@@ -50,6 +86,20 @@ class CatalogConfig(MetadataLimitSettings, PathLimitSettings, ServerLimitSetting
         "An instance-admin API key (corral_<16 hex>_<43 characters>) registered on start if "
         "unknown; without it a catalog with no keys writes a new one to "
         "<data dir>/keys/admin.key (mode 0600)", secret=True)
+
+    def catalog_limits(self) -> CatalogLimits:
+        """The catalog's limits; a value out of range stops the service naming the setting."""
+        # The other half is for the rest of the response: a page token holds the last
+        # entry's sort key, which can be a long metadata value.
+        most = self.max_message_bytes // 2
+        page_bytes = self.max_page_bytes or most
+        try:
+            if page_bytes > most:
+                raise ValueError(f"{MAX_PAGE_BYTES_ENV} must be at most half of "
+                                 f"{MAX_MESSAGE_BYTES_ENV} ({most}), got {page_bytes}")
+            return CatalogLimits(self.max_subscriptions_per_key, page_bytes)
+        except ValueError as exc:
+            raise SystemExit(f"invalid setting: {exc}") from None
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -29,10 +29,16 @@ from services.catalog import (
     trigger_convert,
     triggers,
 )
+from services.catalog.config import (
+    DEFAULT_LIMITS,
+    MAX_SUBSCRIPTIONS_PER_KEY_ENV,
+    CatalogLimits,
+)
 from services.catalog.notify import CommitSignal
 from services.catalog.repository import Store
 from services.catalog.writer import BatchWriter
 from services.common.auth import Need, caller
+from services.common.per_key import PerKeyLimit
 
 SERVICE_NAME = api.DESCRIPTOR.services_by_name["CatalogService"].full_name
 _READS = ("GetDataset", "ListDatasets", "GetItem", "ListItems", "Subscribe", "AckEvents",
@@ -44,10 +50,14 @@ NEEDS = {f"/{SERVICE_NAME}/{method.name}": Need.READ if method.name in _READS el
 
 class CatalogServicer(api_grpc.CatalogServiceServicer):
     def __init__(self, store: Store, writer: BatchWriter, blob_store: BlobStore | None,
-                 signal: CommitSignal, poll_seconds: float) -> None:
+                 signal: CommitSignal, poll_seconds: float,
+                 limits: CatalogLimits = DEFAULT_LIMITS) -> None:
         self._store, self._writer, self._blobs = store, writer, blob_store
         self._signal, self._poll_seconds = signal, poll_seconds
         self._projects = scope.ProjectCache()
+        self._subscriptions = PerKeyLimit(limits.max_subscriptions_per_key, "subscriptions",
+                                          MAX_SUBSCRIPTIONS_PER_KEY_ENV)
+        self._page_bytes = limits.max_page_bytes
 
     def _scope(self) -> scope.Scope:
         """The calling key's project; passed explicitly, since the group-commit writer runs
@@ -155,18 +165,21 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
 
     async def Subscribe(self, request: api.SubscribeRequest,
                         context: grpc.aio.ServicerContext) -> AsyncIterator[api.SubscribeResponse]:
-        viewer = self._scope()
-        if request.lease_seconds:
-            async for response in self._subscribe_leased(request, viewer):
-                yield response
-            return
-        event_filter = events.check_filter(convert.event_filter(request), viewer)
-        start = await asyncio.to_thread(
-            events.start_position, self._store, request.consumer_group, request.start_cursor,
-            convert.start_position(request.start_position), event_filter, viewer)
-        async for event in events.subscribe(self._store, self._signal, start, event_filter,
-                                            self._poll_seconds):
-            yield api.SubscribeResponse(event=convert.event_to_proto(event))
+        # Held until the stream ends however it ends (cancel, deadline, server stop).
+        with self._subscriptions.hold(caller()):
+            viewer = self._scope()
+            if request.lease_seconds:
+                async for response in self._subscribe_leased(request, viewer):
+                    yield response
+                return
+            event_filter = events.check_filter(convert.event_filter(request), viewer)
+            start = await asyncio.to_thread(
+                events.start_position, self._store, request.consumer_group,
+                request.start_cursor, convert.start_position(request.start_position),
+                event_filter, viewer)
+            async for event in events.subscribe(self._store, self._signal, start, event_filter,
+                                                self._poll_seconds):
+                yield api.SubscribeResponse(event=convert.event_to_proto(event))
 
     async def AckEvents(self, request: api.AckEventsRequest,
                         context: grpc.aio.ServicerContext) -> api.AckEventsResponse:

@@ -149,9 +149,11 @@ async def _tcp_drip(state: AbuseState, addr: str, stop: asyncio.Event) -> None:
         writer.close()
 
 
-def _summary(state: AbuseState) -> dict[str, Any]:
-    ended = Counter(call.code().name if not call.cancelled() else "CANCELLED"
-                    for call in state.calls if call.done())
+async def _summary(state: AbuseState) -> dict[str, Any]:
+    # (aio calls' code() is a coroutine; calls end before the summary when a cap refuses
+    # them, e.g. subscriptions beyond CORRAL_CATALOG_MAX_SUBSCRIPTIONS_PER_KEY.)
+    ended = Counter([(await call.code()).name if not call.cancelled() else "CANCELLED"
+                     for call in state.calls if call.done()])
     return {"streams": len(state.calls), "open": sum(not call.done() for call in state.calls),
             "ended": dict(ended), "drip_bytes": state.drip_bytes, "tcp_sent": state.tcp_sent,
             "tcp_open": state.tcp_open, "tcp_closed_by_server": state.tcp_closed_by_server}
@@ -177,10 +179,10 @@ async def run_abuser(upload_addr: str, catalog_addr: str, dataset_id: str,
     tasks += [asyncio.create_task(_grpc_drip(state, uploads[i % CHANNELS], dataset_id, stop))
               for i in range(GRPC_DRIPS)]
     await _open_idle_streams(state, uploads, catalogs, dataset_id, subscribers, leased)
-    print(json.dumps({"ready": _summary(state)}), flush=True)
+    print(json.dumps({"ready": await _summary(state)}), flush=True)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(leave.wait(), seconds)  # bounded even if nobody stops us
-    summary = _summary(state)
+    summary = await _summary(state)
     stop.set()
     for call in state.calls:
         call.cancel()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
+from google.protobuf.message import Message
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -32,6 +34,7 @@ from services.catalog.records import (
 )
 
 E = TypeVar("E")
+R = TypeVar("R")
 
 ITEM_TYPES = {ItemType.FILE: res.ITEM_TYPE_FILE, ItemType.DIR: res.ITEM_TYPE_DIR,
               ItemType.LINK: res.ITEM_TYPE_LINK}
@@ -173,3 +176,29 @@ def leased_event_to_proto(leased: LeasedEvent) -> api.SubscribeResponse:
         lease=api.EventLease(subscriber_id=leased.subscriber_id,
                              expire_time=lease_time(leased.expire_ms),
                              delivery_attempt=leased.attempt))
+
+
+class Encoded(Generic[R]):
+    """Converts the entries of one list response to messages once: `size` weighs an entry
+    for the page's byte budget (in the domain's worker thread), `message` hands it back for
+    the response."""
+
+    def __init__(self, to_proto: Callable[[R], Message]) -> None:
+        self._to_proto = to_proto
+        self._done: dict[int, tuple[R, Message]] = {}  # id(entry): (entry, its message)
+
+    def size(self, entry: R) -> int:
+        """Bytes the entry takes in the response's repeated field: tag, length, message
+        (the lists' entries are field 1: a one-byte tag)."""
+        message = self._to_proto(entry)
+        self._done[id(entry)] = (entry, message)  # the entry is kept: its id stays unique
+        length = message.ByteSize()
+        return 1 + _varint_size(length) + length
+
+    def message(self, entry: R) -> Message:
+        done = self._done.get(id(entry))
+        return done[1] if done is not None else self._to_proto(entry)
+
+
+def _varint_size(value: int) -> int:
+    return max(1, (value.bit_length() + 6) // 7)

@@ -11,6 +11,7 @@ from services.blobstore.base import BlobStore
 from services.catalog import blobs
 from services.catalog.items import unreferenced_blobs
 from services.catalog.leases import hand_over_dataset
+from services.catalog.paging import PageBudget
 from services.catalog.records import (
     Dataset,
     Deletion,
@@ -80,18 +81,20 @@ def get_dataset(store: Store, dataset_id: str = "", name: str = "",
 
 
 def list_datasets(store: Store, requested_page_size: int = 0, page_token: str = "",
-                  scope: Scope = EVERYWHERE) -> Page[Dataset]:
+                  scope: Scope = EVERYWHERE, budget: PageBudget[Dataset] | None = None
+                  ) -> Page[Dataset]:
     """The datasets of the caller's project; of every project, ordered by project, for
-    instance-wide callers naming none."""
+    instance-wide callers naming none. `budget` may end a page early (paging.py)."""
     limit = page_size(requested_page_size)
     after = _decode_after(page_token)
     with store.read() as repo:
         found = repo.list_datasets(scope.project, after, limit + 1)
-        page = found[:limit]
-        counts = repo.item_counts([d.id for d in page])
-    token = encode_page_token(f"{page[-1].project}/{page[-1].name}") \
-        if len(found) > limit else ""
-    return Page([replace(d, item_count=counts.get(d.id, 0)) for d in page], token)
+        counts = repo.item_counts([d.id for d in found[:limit]])
+    page = [replace(d, item_count=counts.get(d.id, 0)) for d in found[:limit]]
+    kept = budget.fitting(page) if budget is not None else len(page)
+    token = encode_page_token(f"{page[kept - 1].project}/{page[kept - 1].name}") \
+        if len(found) > kept else ""
+    return Page(page[:kept], token)
 
 
 def _decode_after(page_token: str) -> tuple[str, str] | None:

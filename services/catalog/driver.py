@@ -10,8 +10,9 @@ of the same connection."""
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +74,24 @@ class Raw:
 
     def all(self, sql: str, params: dict[str, Any] | None = None) -> list[Sequence[Any]]:
         return self._dbapi.execute(self.driver.text(sql), params or {}).fetchall()
+
+    @contextlib.contextmanager
+    def fetching(self, sql: str, params: dict[str, Any] | None = None
+                 ) -> Iterator[Callable[[int], list[Sequence[Any]]]]:
+        """`fetch(n)`: the next n rows of the query's result (fewer at its end). Rows never
+        fetched never leave the database: on PostgreSQL through a server-side cursor (a
+        plain cursor would receive the whole result at once). Needs a transaction."""
+        if not self.driver.is_postgres:
+            cursor = self._dbapi.execute(self.driver.text(sql), params or {})
+            try:
+                yield cursor.fetchmany
+            finally:
+                cursor.close()
+            return
+        # Planned for all its rows, like the plain query (db.py sets cursor_tuple_fraction).
+        with self._dbapi.cursor(name="corral_rows") as cursor:
+            cursor.execute(self.driver.text(sql), params or {})
+            yield cursor.fetchmany
 
     def many(self, sql: str, rows: Sequence[dict[str, Any]]) -> None:
         if rows:

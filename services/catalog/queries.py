@@ -4,7 +4,8 @@ metadata of every item that matches a filter.
 Keyset paging: a page token holds the sort key values (and the id tiebreaker) of the page's
 last item, so the next page starts strictly after it. Items added meanwhile show up if they
 sort after that point and never shift or repeat the others, unlike offsets. The token also
-holds a digest of the query, so it is refused with any other query."""
+holds a digest of the query, so it is refused with any other query. A page also ends early
+once its items reach a byte budget (paging.py), with a token for right after its last item."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +23,9 @@ from corral.paths import normalize_dir
 from services.catalog.filters import Checked, Filter, check_filter, check_order
 from services.catalog.metadata import MERGE, REPLACE, metadata_mode, refuse_system_paths
 from services.catalog.metadata import updated_user_metadata as new_user_metadata
+from services.catalog.paging import PageBudget
 from services.catalog.records import EventType, Item, ItemQuery, ItemType, Page
-from services.catalog.repository import Repository, Store
+from services.catalog.repository import ItemRows, Repository, Store
 from services.catalog.scope import EVERYWHERE, Scope
 from services.catalog.validation import BAD_TOKEN, check_json_object, page_size, require_id
 
@@ -33,7 +36,10 @@ UPDATE_BATCH = 1000
 def list_items(store: Store, dataset_id: str, dir_path: str = "/", recursive: bool = False,
                requested_page_size: int = 0, page_token: str = "",
                item_filter: Filter | None = None, order: list[tuple[str, bool]] | None = None,
-               include_total_size: bool = False, scope: Scope = EVERYWHERE) -> Page[Item]:
+               include_total_size: bool = False, scope: Scope = EVERYWHERE,
+               budget: PageBudget[Item] | None = None) -> Page[Item]:
+    """One page: at most the page size, and with `budget` at most its bytes (at least one
+    item); the token continues right after the last item returned."""
     require_id(dataset_id, "dataset_id")
     query = ItemQuery(dataset_id=dataset_id, dir=normalize_dir(dir_path or "/"),
                       recursive=recursive, filter=check_filter(item_filter),
@@ -43,10 +49,35 @@ def list_items(store: Store, dataset_id: str, dir_path: str = "/", recursive: bo
     with store.read() as repo:
         scope.require_dataset(repo, dataset_id)
         _check_folder(repo, dataset_id, query.dir)
-        found, last_key = repo.query_items(query)
+        with repo.item_rows(query) as rows:
+            found, last_key = _fill_page(rows, query.limit, budget)
         total = repo.count_items(query) if include_total_size else None
     token = _encode_token(digest, last_key) if last_key is not None else ""
     return Page(found, token, total)
+
+
+def _fill_page(rows: ItemRows, limit: int, budget: PageBudget[Item] | None
+               ) -> tuple[list[Item], tuple[Any, ...] | None]:
+    """The page's items, and the sort key of its last one when more items follow it. Reads
+    up to one row past the page: it tells whether more follow."""
+    if budget is None:
+        fetched = rows.fetch(limit + 1)
+        last_key = rows.page_key(fetched[limit - 1][1]) if len(fetched) > limit else None
+        return [item for item, _ in fetched[:limit]], last_key
+    # Rows are weighed as they are read, in growing batches: the rows after a page that
+    # filled its budget are never read (nor their metadata parsed).
+    fill = budget.start()
+    page: list[tuple[Item, Sequence[Any]]] = []
+    batch = 0
+    while True:
+        batch = fill.rows_to_read(limit + 1 - len(page), batch)
+        fetched = rows.fetch(batch)
+        for item, key in fetched:
+            if len(page) == limit or not fill.add(item):
+                return [entry for entry, _ in page], rows.page_key(page[-1][1])
+            page.append((item, key))
+        if len(fetched) < batch:
+            return [entry for entry, _ in page], None
 
 
 def _check_folder(repo: Repository, dataset_id: str, dir_path: str) -> None:

@@ -94,6 +94,30 @@ def _raw_item_values(item: Item, raw: Raw) -> dict[str, Any]:
             "update_time": driver.time_in(item.update_time)}
 
 
+class ItemRows:
+    """Rows of a listing: each item with its sort key, the page token's content when the
+    page ends at that item."""
+
+    def __init__(self, fetch: Callable[[int], list[Sequence[Any]]], raw: Raw,
+                 columns: Sequence[SortColumn]) -> None:
+        self._fetch, self._raw, self._columns = fetch, raw, columns
+
+    def fetch(self, count: int) -> list[tuple[Item, Sequence[Any]]]:
+        """The next `count` rows (fewer at the end): (item, raw sort key values)."""
+        return [(_raw_item(row, self._raw), row[_ITEM_COLUMN_COUNT:])
+                for row in self._fetch(count)]
+
+    def page_key(self, raw_key: Sequence[Any]) -> tuple[Any, ...]:
+        """Sort key values as JSON values for a page token (times as ISO 8601 strings)."""
+        return tuple(self._key_out(c.kind, v) for c, v in zip(self._columns, raw_key,
+                                                                 strict=True))
+
+    def _key_out(self, kind: str, value: Any) -> Any:
+        if kind == "time":
+            return _utc(self._raw.driver.time_out(value)).isoformat()
+        return value
+
+
 class Repository:
     def __init__(self, conn: Connection, db: Database) -> None:
         self._conn = conn
@@ -320,16 +344,14 @@ class Repository:
                             f"LIMIT {_FEW_MATCHES})", params)
         return row is not None and row[0] < _FEW_MATCHES
 
-    def query_items(self, query: ItemQuery) -> tuple[list[Item], tuple[Any, ...] | None]:
-        """One page of a listing, and, when more items follow, the sort key values of the
-        page's last item (JSON values for the page token; times as ISO 8601 strings)."""
+    @contextlib.contextmanager
+    def item_rows(self, query: ItemQuery) -> Iterator[ItemRows]:
+        """A listing's rows (at most `query.limit` + 1, the last telling that more follow),
+        read as the caller fetches them: a page that ends early at its byte budget leaves
+        the rest in the database."""
         sql, params, columns = self._page_sql(query)
-        rows = self._raw.all(sql, params)
-        page = [_raw_item(row, self._raw) for row in rows[:query.limit]]
-        if len(rows) <= query.limit:
-            return page, None
-        last = rows[query.limit - 1][_ITEM_COLUMN_COUNT:]
-        return page, tuple(self._key_out(c.kind, v) for c, v in zip(columns, last, strict=True))
+        with self._raw.fetching(sql, params) as fetch:
+            yield ItemRows(fetch, self._raw, columns)
 
     def explain_items(self, query: ItemQuery) -> str:
         """The database's plan for one page of a listing (tests and benchmarks check that
@@ -337,11 +359,6 @@ class Repository:
         sql, params, _columns = self._page_sql(query)
         prefix = "EXPLAIN " if self._pg else "EXPLAIN QUERY PLAN "
         return "\n".join(str(row[-1]) for row in self._raw.all(prefix + sql, params))
-
-    def _key_out(self, kind: str, value: Any) -> Any:
-        if kind == "time":
-            return _utc(self._raw.driver.time_out(value)).isoformat()
-        return value
 
     def count_items(self, query: ItemQuery) -> int:
         builder, terms = self._listing(query)

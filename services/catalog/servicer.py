@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import grpc
 
@@ -35,11 +36,13 @@ from services.catalog.config import (
     CatalogLimits,
 )
 from services.catalog.notify import CommitSignal
+from services.catalog.paging import PageBudget
 from services.catalog.repository import Store
 from services.catalog.writer import BatchWriter
 from services.common.auth import Need, caller
 from services.common.per_key import PerKeyLimit
 
+T = TypeVar("T")
 SERVICE_NAME = api.DESCRIPTOR.services_by_name["CatalogService"].full_name
 _READS = ("GetDataset", "ListDatasets", "GetItem", "ListItems", "Subscribe", "AckEvents",
           "GetConsumerGroup", "ExtendEventLeases", "GetTrigger", "ListTriggers")
@@ -64,6 +67,10 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
         the work on its own thread."""
         return scope.of(caller(), self._projects)
 
+    def _budget(self, encoded: convert.Encoded[T]) -> PageBudget[T]:
+        """A list page's byte budget, weighed in encoded messages (converted once)."""
+        return PageBudget(encoded.size, self._page_bytes)
+
     async def _release(self, keys: list[str]) -> None:
         """Deletes blobs the committed change left unreferenced."""
         if keys:
@@ -84,10 +91,11 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
 
     async def ListDatasets(self, request: api.ListDatasetsRequest,
                            context: grpc.aio.ServicerContext) -> api.ListDatasetsResponse:
+        encoded = convert.Encoded(convert.dataset_to_proto)
         page = await asyncio.to_thread(datasets.list_datasets, self._store, request.page_size,
-                                       request.page_token, self._scope())
+                                       request.page_token, self._scope(), self._budget(encoded))
         return api.ListDatasetsResponse(
-            datasets=[convert.dataset_to_proto(d) for d in page.entries],
+            datasets=[encoded.message(d) for d in page.entries],
             next_page_token=page.next_page_token)
 
     async def DeleteDataset(self, request: api.DeleteDatasetRequest,
@@ -133,12 +141,13 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
 
     async def ListItems(self, request: api.ListItemsRequest,
                         context: grpc.aio.ServicerContext) -> api.ListItemsResponse:
+        encoded = convert.Encoded(convert.item_to_proto)
         page = await asyncio.to_thread(
             queries.list_items, self._store, request.dataset_id, request.dir,
             request.recursive, request.page_size, request.page_token,
             filter_convert.filter_in(request.filter), filter_convert.order_in(request.order_by),
-            request.include_total_size, self._scope())
-        return api.ListItemsResponse(items=[convert.item_to_proto(i) for i in page.entries],
+            request.include_total_size, self._scope(), self._budget(encoded))
+        return api.ListItemsResponse(items=[encoded.message(i) for i in page.entries],
                                      next_page_token=page.next_page_token,
                                      total_size=page.total_size)
 
@@ -245,10 +254,11 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
     async def ListTriggers(self, request: tpb.ListTriggersRequest,
                            context: grpc.aio.ServicerContext) -> tpb.ListTriggersResponse:
         viewer = self._scope()
+        encoded = convert.Encoded(lambda t: trigger_convert.trigger_to_proto(t, viewer))
         page = await asyncio.to_thread(triggers.list_triggers, self._store, request.page_size,
-                                       request.page_token, viewer)
+                                       request.page_token, viewer, self._budget(encoded))
         return tpb.ListTriggersResponse(
-            triggers=[trigger_convert.trigger_to_proto(t, viewer) for t in page.entries],
+            triggers=[encoded.message(t) for t in page.entries],
             next_page_token=page.next_page_token)
 
     async def UpdateTrigger(self, request: tpb.UpdateTriggerRequest,

@@ -29,6 +29,7 @@ from corral.errors import AlreadyExists, InvalidArgument, NotFound
 from services.catalog import events
 from services.catalog.filters import MISSING, Condition, Filter, Group, Op, check_filter
 from services.catalog.lease_repository import LeasedGroup, LeaseRepository
+from services.catalog.paging import PageBudget
 from services.catalog.records import EventType, Item, Page
 from services.catalog.repository import Repository, Store
 from services.catalog.scope import DEFAULT_PROJECT, EVERYWHERE, Scope, project_group
@@ -310,9 +311,10 @@ def get_trigger(store: Store, name: str, scope: Scope = EVERYWHERE) -> Trigger:
 
 
 def list_triggers(store: Store, requested_page_size: int = 0, page_token: str = "",
-                  scope: Scope = EVERYWHERE) -> Page[Trigger]:
+                  scope: Scope = EVERYWHERE, budget: PageBudget[Trigger] | None = None
+                  ) -> Page[Trigger]:
     """The caller's project's triggers; every project's, ordered by project, for
-    instance-wide callers naming none."""
+    instance-wide callers naming none. `budget` may end a page early (paging.py)."""
     limit = page_size(requested_page_size)
     after = ("", "")
     if (token := decode_page_token(page_token)) is not None:
@@ -323,9 +325,10 @@ def list_triggers(store: Store, requested_page_size: int = 0, page_token: str = 
     with store.read() as repo:
         found = _Rows(repo).list(scope.project, after, limit + 1)
     page = found[:limit]
-    last = page[-1] if page else None
-    return Page(page, encode_page_token(f"{last.project}/{last.name}")
-                if last is not None and len(found) > limit else "")
+    kept = budget.fitting(page) if budget is not None else len(page)
+    last = page[kept - 1] if kept else None
+    return Page(page[:kept], encode_page_token(f"{last.project}/{last.name}")
+                if last is not None and len(found) > kept else "")
 
 
 def update_trigger(store: Store, changes: Trigger, paths: Sequence[str],

@@ -26,6 +26,7 @@ from services.blobstore.base import BlobInfo, BlobStore, BlobWriter
 from services.catalog.access import Access
 from services.catalog.app import catalog_security, make_register, open_database
 from services.catalog.bootstrap import bootstrap_admin_key
+from services.catalog.config import DEFAULT_LIMITS, CatalogLimits
 from services.catalog.db import Database
 from services.catalog.models import events, items
 from services.common.server import RunningServer, start
@@ -69,7 +70,8 @@ class FakeBlobStore(BlobStore):
 class InProcessCatalog:
     """The real server stack (services.common.server.start) on its own event loop thread."""
 
-    def __init__(self, url: str, poll_seconds: float = 0.2) -> None:
+    def __init__(self, url: str, poll_seconds: float = 0.2,
+                 limits: CatalogLimits = DEFAULT_LIMITS) -> None:
         self.url, self.blobs = url, FakeBlobStore()
         self.db: Database = open_database(url)
         self._loop = asyncio.new_event_loop()
@@ -77,7 +79,7 @@ class InProcessCatalog:
         self._thread.start()
         bootstrap_admin_key(Access(self.db), Path("unused"), testkeys.ADMIN_KEY)
         security = catalog_security(self.db, testkeys.SERVICE_KEY)
-        register = make_register(self.db, self.blobs, security, poll_seconds)
+        register = make_register(self.db, self.blobs, security, poll_seconds, limits=limits)
         self._running: RunningServer = self._call(start("catalog", "127.0.0.1:0", register,
                                                         security))
         self.addr = f"127.0.0.1:{self._running.port}"

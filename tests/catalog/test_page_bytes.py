@@ -20,7 +20,7 @@ from corral.catalog.v1 import filters_pb2
 from corral.catalog.v1 import resources_pb2 as res
 from corral.catalog.v1 import triggers_pb2 as tpb
 from corral.client import Client
-from services.catalog.config import CatalogLimits
+from services.catalog.config import CatalogConfig, CatalogLimits
 from services.catalog.paging import FIRST_BATCH, GROWTH, PageBudget
 from services.catalog.queries import _fill_page
 
@@ -190,3 +190,15 @@ def test_budget_fitting_keeps_at_least_one_entry() -> None:
     assert budget.fitting(["x" * 50, "y"]) == 1
     assert budget.fitting(["x" * 5, "y" * 5, "z"]) == 2
     assert budget.fitting([]) == 0
+
+
+def test_the_page_budget_setting_defaults_to_half_the_message_limit() -> None:
+    assert CatalogConfig().catalog_limits() == CatalogLimits(64, DEFAULT_PAGE_BYTES)
+    assert CatalogConfig(max_message_bytes=65536).catalog_limits().max_page_bytes == 32768
+    assert CatalogConfig(max_page_bytes=1000).catalog_limits().max_page_bytes == 1000
+    for wrong, setting in (({"max_page_bytes": 9 * MIB}, "CORRAL_CATALOG_MAX_PAGE_BYTES"),
+                           ({"max_page_bytes": -1}, "CORRAL_CATALOG_MAX_PAGE_BYTES"),
+                           ({"max_subscriptions_per_key": -1},
+                            "CORRAL_CATALOG_MAX_SUBSCRIPTIONS_PER_KEY")):
+        with pytest.raises(SystemExit, match=setting):
+            CatalogConfig(**wrong).catalog_limits()

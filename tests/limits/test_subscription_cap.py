@@ -34,7 +34,7 @@ class Subscriber:
 
     def __init__(self, addr: str, key: str, dataset_id: str) -> None:
         self._channel = open_channel(addr, Credentials(api_key=key))
-        self._stub = api_grpc.CatalogServiceStub(self._channel)
+        self.stub = api_grpc.CatalogServiceStub(self._channel)
         self._dataset_id = dataset_id
         self.streams: list[grpc.Future] = []
 
@@ -46,7 +46,7 @@ class Subscriber:
 
     def open(self, leased: bool = False, timeout: float = 60.0) -> grpc.RpcError | None:
         """Opens a stream and reads its first event; the refusal if it was refused."""
-        stream = self._stub.Subscribe(self.request(leased), timeout=timeout)
+        stream = self.stub.Subscribe(self.request(leased), timeout=timeout)
         try:
             next(stream)
         except grpc.RpcError as exc:
@@ -111,7 +111,7 @@ def test_a_key_holds_at_most_the_cap_and_gets_slots_back_when_streams_end(
 
         # So does one that ran out its deadline.
         first.streams.pop(0).cancel()
-        short = first._stub.Subscribe(first.request(), timeout=1.0)
+        short = first.stub.Subscribe(first.request(), timeout=1.0)
         next(short)
         with pytest.raises(grpc.RpcError) as ended:
             for _ in short:

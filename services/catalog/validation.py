@@ -10,6 +10,7 @@ import unicodedata
 from typing import Any
 
 from corral.errors import InvalidArgument
+from corral.paths import check_visible
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -53,7 +54,7 @@ def check_dataset_name(name: str, field: str = "name") -> str:
         raise InvalidArgument(f"{field} must not contain '/': {name!r}")
     if _has_control(name):
         raise InvalidArgument(f"{field} must not contain control characters: {name!r}")
-    return name
+    return check_visible(name, field)
 
 
 def check_request_id(value: str, field: str = "request_id") -> str | None:

@@ -19,6 +19,11 @@ MAX_REQUEST_ID = 128
 MAX_DESCRIPTION = 64 * 1024
 MAX_BLOB_KEY = 512
 MAX_METADATA_BYTES = 1024 * 1024
+# Objects and lists inside a metadata object. Protobuf decoders stop at 100 nested messages and
+# each object level takes 3 (Struct, map entry, Value), so an item whose metadata nests past
+# ~32 levels could be stored but never read back, listed or streamed to subscribers; this
+# keeps a wide margin (items travel inside other messages; trigger results sit one deeper).
+MAX_METADATA_DEPTH = 20
 # PostgreSQL btree entries are limited to ~2700 bytes; (dataset_id, dir, filename) must fit.
 MAX_FILENAME_BYTES = 1024
 
@@ -138,7 +143,24 @@ def json_object_text(value: Any, field: str) -> str:
         raise InvalidArgument(f"{field} must not contain NUL characters")
     if len(text) > MAX_METADATA_BYTES:
         raise InvalidArgument(f"{field} is larger than {MAX_METADATA_BYTES} bytes as JSON")
+    # Depth <= opening brackets in the text (those in strings included): counting is cheap.
+    if text.count("{") + text.count("[") > MAX_METADATA_DEPTH \
+            and _depth(value) > MAX_METADATA_DEPTH:
+        raise InvalidArgument(f"{field} nests objects and lists deeper than "
+                              f"{MAX_METADATA_DEPTH} levels")
     return text
+
+
+def _depth(value: Any) -> int:
+    """Levels of objects and lists, the outermost included (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        members = node.values() if isinstance(node, dict) else node
+        deepest = max(deepest, level)
+        stack.extend((member, level + 1) for member in members
+                     if isinstance(member, dict | list))
+    return deepest
 
 
 def page_size(requested: int, field: str = "page_size") -> int:

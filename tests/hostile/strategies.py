@@ -90,10 +90,13 @@ def nested(depth: int, leaf: Any = 1, key: str = "a", lists: bool = False) -> An
     return value
 
 
+# Around the catalog's limit (20) and protobuf's (about 32 object levels), and beyond.
+DEPTHS = st.one_of(st.sampled_from([19, 20, 21, 26, 31, 32, 33, 34, 40, 45, 50, 60, 120]),
+                   st.integers(1, 120))
 OBJECTS = st.one_of(
     st.dictionaries(ODD_KEYS, JSON, max_size=6),
-    st.builds(nested, st.integers(1, 120), SCALARS, st.sampled_from(["a", "", "$", "\x00"]),
-              st.booleans()),
+    st.builds(nested, DEPTHS, SCALARS, st.sampled_from(["a", "", "$", "\x00"]),
+              st.sampled_from([False, False, True])),
     st.builds(lambda size: {"big": "x" * size},
               st.sampled_from([60_000, 1024 * 1024 - 20, 1024 * 1024 + 10, 3 * 1024 * 1024])),
     st.builds(lambda count: {f"k{i}": i for i in range(count)},

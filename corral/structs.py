@@ -60,9 +60,12 @@ def parse_json_object(text: str, field: str = "metadata") -> dict[str, Any]:
     return value
 
 
-def value_to_json(value: struct_pb2.Value) -> Any:
+def value_to_json(value: struct_pb2.Value, field: str = "value") -> Any:
     """A google.protobuf.Value as a JSON value (integral numbers as int)."""
-    return _restore_ints(MessageToDict(value))
+    try:
+        return _restore_ints(MessageToDict(value))
+    except ValueError as exc:  # NaN and Infinity have no JSON form
+        raise InvalidArgument(f"{field} is not representable as JSON: {exc}") from exc
 
 
 def json_to_value(data: Any, field: str = "value") -> struct_pb2.Value:

@@ -286,7 +286,10 @@ def _time(value: Any, label: str) -> datetime:
         raise InvalidArgument(f"{label} needs an RFC 3339 timestamp such as "
                               f"2026-11-24T10:00:00Z, got {_show(value)}") from None
     # A timestamp without an offset is taken as UTC, the zone every stored time is in.
-    return (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed).astimezone(UTC)
+    try:
+        return (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed).astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is in year 0 in UTC
+        raise InvalidArgument(f"{label}: {_show(value)} is out of range in UTC") from None
 
 
 def _show(value: Any) -> str:

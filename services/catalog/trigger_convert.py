@@ -22,7 +22,8 @@ def trigger_in(message: tpb.Trigger) -> Trigger:
     return Trigger(
         id="", name=message.name, description=message.description,
         dataset_id=message.dataset_id,
-        filter=filter_convert.filter_in(message.filter) if message.HasField("filter") else None,
+        filter=filter_convert.filter_in(message.filter, "trigger.filter")
+        if message.HasField("filter") else None,
         actions=tuple(EVENT_TYPES_IN.get(a) for a in message.actions),  # type: ignore[misc]
         mode=MODES_IN.get(message.mode, f"unknown ({message.mode})"), paused=message.paused)
 

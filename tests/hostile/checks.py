@@ -4,6 +4,7 @@ and a service that is still healthy and answering afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import event
 
 # What a refusal may say. INTERNAL and UNKNOWN are bugs; UNAVAILABLE or DEADLINE_EXCEEDED
 # from a loopback server that was healthy a moment ago means it died or hung.
@@ -69,12 +71,16 @@ class Answer:
 
 
 def attempt(call: Callable[[], Any], *inputs: Any) -> Answer:
-    """Runs a call; a failure must be clean (see assert_clean_error)."""
+    """Runs a call; a failure must be clean (see assert_clean_error). The outcome is counted
+    in hypothesis's statistics (pytest --hypothesis-show-statistics)."""
     try:
-        return Answer(response=call())
+        answer = Answer(response=call())
     except grpc.RpcError as error:
         assert_clean_error(error, inputs)
-        return Answer(error=error)
+        answer = Answer(error=error)
+    with contextlib.suppress(Exception):  # outside a hypothesis test there are no events
+        event(answer.code.name)
+    return answer
 
 
 def raw_unary(channel: grpc.Channel, method: str, payload: bytes,

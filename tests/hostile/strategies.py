@@ -181,18 +181,76 @@ FILTER_VALUES = st.one_of(
 CONDITIONS = st.tuples(FIELDS, OPERATORS, st.integers(0, 9).map(bool), FILTER_VALUES)
 
 
-def filter_trees() -> st.SearchStrategy[Any]:
+_OP = filters_pb2.FilterOperator
+_EQUALITY = [_OP.FILTER_OPERATOR_EQ, _OP.FILTER_OPERATOR_NE, _OP.FILTER_OPERATOR_IN,
+             _OP.FILTER_OPERATOR_NIN]
+_RANGE = [_OP.FILTER_OPERATOR_GT, _OP.FILTER_OPERATOR_GTE, _OP.FILTER_OPERATOR_LT,
+          _OP.FILTER_OPERATOR_LTE]
+_GLOB, _EXISTS = _OP.FILTER_OPERATOR_GLOB, _OP.FILTER_OPERATOR_EXISTS
+TEXTS = st.one_of(st.sampled_from([
+    "a.jpg", "b.png", "caf\u00e9.jpg", "cafe\u0301.jpg", "\u65e5\u672c.png", "[weird]*?.txt", "z",
+    "\U0001f600", "%_", "e\u0301", "\u00e9", "/", "/2024", "/2024/", "2024", "/2024/photos",
+    "/caf\u00e9", "/cafe\u0301", "/x y", "/deep/a/b/c", "/a.jpg", "/2024/b.png", "",
+    "by the door", "\u00e9t\u00e9", "e\u0301te\u0301", "100%_\\", "3", "7", "image/jpeg",
+    "image/png", "text/plain", "640"]), st.text(HOSTILE_CHAR, max_size=8))
+TEXT_GLOBS = st.one_of(st.sampled_from([
+    "*", "**", "*.jpg", "*.png", "?.jpg", "/2024/**", "/**", "**/*.png", "/2024/**/*.jpg",
+    "caf*", "cafe\u0301*", "*\u00e9*", "[weird]*", "*%_*", "/x y/*", "image/*", "*/*", "/*/*/*",
+    "**a**b**", "*a*a*a*a*a*a*b", "?", "??", "\\*", "**/"]), GLOBS)
+JSON_SCALARS = st.one_of(st.sampled_from([3, "3", 4.5, 7, "7", 7.0, True, False, 0, -1,
+                                          -1e308, 2**53, 640, "640", "", "z", "x", 1, 2]),
+                         SCALARS, TEXTS)
+METADATA_FIELDS = st.sampled_from([
+    "metadata.user.camera", "metadata.user.lot.number", "metadata.user.lot", "metadata.user.tags",
+    "metadata.user.note", "metadata.user.flag", "metadata.user._x-y", "metadata.user.missing",
+    "metadata.system.width", "metadata.system.mimetype", "metadata.system.executionLogs"])
+
+
+def _plausible(field: st.SearchStrategy[str], operators: list[int],
+               values: st.SearchStrategy[Any]) -> st.SearchStrategy[tuple[Any, ...]]:
+    """Conditions a real client could send: the right operators, and values of the right
+    type most of the time (lists for in/nin, booleans for exists)."""
+    def value_for(operator: int) -> st.SearchStrategy[Any]:
+        if operator in (_OP.FILTER_OPERATOR_IN, _OP.FILTER_OPERATOR_NIN):
+            return st.lists(values, min_size=1, max_size=4)
+        if operator == _EXISTS:
+            return st.booleans()
+        if operator == _GLOB:
+            return TEXT_GLOBS
+        return values
+
+    return st.tuples(field, st.sampled_from(operators)).flatmap(
+        lambda pair: st.tuples(st.just(pair[0]), st.just(pair[1]), st.just(True),
+                               value_for(pair[1])))
+
+
+PLAUSIBLE_CONDITIONS = st.one_of(
+    _plausible(st.sampled_from(["name", "dir", "filename"]), [*_EQUALITY, *_RANGE, _GLOB],
+               TEXTS),
+    _plausible(st.just("type"), _EQUALITY, st.sampled_from(["file", "dir", "link"])),
+    _plausible(st.just("size"), [*_EQUALITY, *_RANGE], st.sampled_from([0, 3, 2, 4, -1, 1e300])),
+    _plausible(st.sampled_from(["created_at", "updated_at"]),
+               [_OP.FILTER_OPERATOR_EQ, _OP.FILTER_OPERATOR_NE, *_RANGE], TIMES),
+    _plausible(st.sampled_from(["mimetype", "metadata.system.mimetype"]),
+               [*_EQUALITY, *_RANGE, _GLOB, _EXISTS], TEXTS),
+    _plausible(METADATA_FIELDS, [*_EQUALITY, *_RANGE, _GLOB, _EXISTS], JSON_SCALARS),
+)
+
+
+def filter_trees(conditions: st.SearchStrategy[tuple[Any, ...]] = CONDITIONS,
+                 plausible: bool = False) -> st.SearchStrategy[Any]:
     """A tree of ("cond", field, operator, has_value, value) leaves, ("all"|"any", members)
-    groups and ("empty",), an ItemFilter that sets nothing."""
-    leaves = st.one_of(CONDITIONS.map(lambda c: ("cond", *c)), st.just(("empty",)))
+    groups and ("empty",), an ItemFilter that sets nothing. Plausible trees have no empty
+    parts and mostly stay within the limits (8 levels, 100 conditions)."""
+    conditions = conditions.map(lambda c: ("cond", *c))
+    leaves = conditions if plausible else st.one_of(conditions, st.just(("empty",)))
     groups = st.recursive(leaves, lambda kids: st.tuples(
-        st.sampled_from(["all", "any"]), st.lists(kids, max_size=4)), max_leaves=12)
-    deep = st.builds(lambda depth, leaf: _chain(depth, leaf), st.integers(6, 12),
-                     CONDITIONS.map(lambda c: ("cond", *c)))
+        st.sampled_from(["all", "any"]), st.lists(kids, min_size=int(plausible), max_size=4)),
+        max_leaves=12)
+    deep = st.builds(_chain, st.integers(2 if plausible else 6, 12), conditions)
     wide = st.builds(lambda count, leaf: ("any", [leaf] * count),
-                     st.sampled_from([99, 100, 101, 400]),
-                     CONDITIONS.map(lambda c: ("cond", *c)))
-    return st.one_of(groups, deep, wide)
+                     st.sampled_from([3, 50, 100, 101, 400]), conditions)
+    return st.one_of(groups, groups, groups, deep, wide)
 
 
 def _chain(depth: int, leaf: Any) -> Any:

@@ -40,7 +40,7 @@ def parse_link_file(content: bytes) -> LinkTarget | None:
         return None
     try:
         data = json.loads(content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..."
         return None
     if not isinstance(data, dict) or data.get("type") != "link" \
             or data.get("shebang") not in SHEBANGS:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.server
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,14 +52,19 @@ def hostile(max_examples: int) -> settings:
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves a few fixed bodies: /ok.jpg (bytes), /html (a page), anything else 404."""
+    """Serves a few fixed bodies: /ok.jpg (bytes), /ok.txt, /html (a page), /slow.jpg (ok.jpg
+    after a second); anything else 404."""
 
     BODIES = {"/ok.jpg": (b"\xff\xd8\xff\xe0" + b"corral" * 50, "image/jpeg"),
               "/ok.txt": (b"plain text body\n", "text/plain"),
               "/html": (b"<html><body>not an image</body></html>", "text/html")}
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's method name
-        body, kind = self.BODIES.get(self.path.split("?", 1)[0], (b"", ""))
+        path = self.path.split("?", 1)[0]
+        if path == "/slow.jpg":  # an answer that is still on its way while later rows are read
+            time.sleep(1.0)
+            path = "/ok.jpg"
+        body, kind = self.BODIES.get(path, (b"", ""))
         if not kind:
             self.send_error(404)
             return

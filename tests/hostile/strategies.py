@@ -64,6 +64,42 @@ def nfd(text: str) -> str:
     return unicodedata.normalize("NFD", text)
 
 
+# URLs ("{base}" is the loopback HTTP server the upload service may fetch from) and link types.
+
+URLS = st.one_of(
+    st.sampled_from([
+        "{base}/ok.jpg", "{base}/html", "{base}/missing", "http://127.0.0.1:1/x",
+        "http://10.0.0.1/a.jpg", "http://169.254.169.254/latest/meta-data/", "http://[::1]/x",
+        "http://[::ffff:127.0.0.1]/x", "file:///etc/passwd", "javascript:alert(1)",
+        "https://user:pw@example.com/a.jpg", "https://example.com/a b.jpg",
+        "https://example.com/\x00", "https://exa\u202emple.com/", "https:///x", "https://",
+        "http://example.com:99999/", "https://" + "a" * 64 + ".com/", "//example.com/a",
+        "https://example.com/" + "x" * 3000, "HTTPS://EXAMPLE.COM/A.JPG",
+        "https://xn--e1afmkfd.xn--p1ai/", "https://\u00e9xample.com/a.jpg", "",
+    ]),
+    st.text(HOSTILE_CHAR, max_size=40),
+    st.text(HOSTILE_CHAR, max_size=20).map(lambda tail: "https://example.com/" + tail),
+)
+# URLs the services may be asked to fetch: the loopback server, or addresses the fetch policy
+# refuses without a connection, or no URL at all. Never a host name: tests resolve nothing.
+FETCHABLE_URLS = st.one_of(
+    st.sampled_from([
+        "{base}/ok.jpg", "{base}/ok.txt", "{base}/html", "{base}/missing", "{base}/ok.jpg?x=\u00e9",
+        "{base}/%2e%2e/%2e%2e/etc/passwd", "{base}/../../etc/passwd", "{base}/ok.jpg#frag",
+        "http://127.0.0.1:1/x", "http://10.0.0.1/a.jpg", "http://169.254.169.254/latest/",
+        "http://[::1]/x", "http://[::ffff:127.0.0.1]/x", "http://[fe80::1%25eth0]/x",
+        "http://0.0.0.0/x", "http://100.64.0.1/x", "http://224.0.0.1/x", "file:///etc/passwd",
+        "javascript:alert(1)", "https://user:pw@127.0.0.1/a.jpg", "http://127.0.0.1:99999/",
+        "https://", "https:///x", "//127.0.0.1/a", "", "{base}/" + "x" * 3000,
+    ]),
+    st.text(HOSTILE_CHAR, max_size=40).filter(lambda text: "//" not in text),
+)
+MIMETYPES = st.one_of(st.sampled_from(["image/jpeg", "image", "video", "IMAGE/PNG", "",
+                                       "text/html", "image/", "/", "x" * 300, "image/jpeg\x00",
+                                       "application/vnd.a+json"]),
+                      st.text(HOSTILE_CHAR, max_size=12))
+
+
 # JSON metadata.
 
 ODD_KEYS = st.one_of(

@@ -24,7 +24,7 @@ from corral.upload.v1 import upload_service_pb2 as upload_pb2
 
 from .checks import assert_serving, attempt, raw_stream, with_invalid_utf8
 from .conftest import HostileStack, hostile
-from .strategies import HOSTILE_CHAR, JSON, NAMES, OBJECTS, PATHS, fill_struct
+from .strategies import JSON, MIMETYPES, NAMES, OBJECTS, PATHS, URLS, fill_struct
 
 pytestmark = pytest.mark.timeout(300)
 UPLOAD = "/corral.upload.v1.UploadService/"
@@ -130,26 +130,6 @@ def test_upload_with_a_hostile_spec(hostile_stack: HostileStack, dataset_id: str
     _healthy(stack, dataset_id)
 
 
-URLS = st.one_of(
-    st.sampled_from([
-        "{base}/ok.jpg", "{base}/html", "{base}/missing", "http://127.0.0.1:1/x",
-        "http://10.0.0.1/a.jpg", "http://169.254.169.254/latest/meta-data/", "http://[::1]/x",
-        "http://[::ffff:127.0.0.1]/x", "file:///etc/passwd", "javascript:alert(1)",
-        "https://user:pw@example.com/a.jpg", "https://example.com/a b.jpg",
-        "https://example.com/\x00", "https://exa\u202emple.com/", "https:///x", "https://",
-        "http://example.com:99999/", "https://" + "a" * 64 + ".com/", "//example.com/a",
-        "https://example.com/" + "x" * 3000, "HTTPS://EXAMPLE.COM/A.JPG",
-        "https://xn--e1afmkfd.xn--p1ai/", "https://\u00e9xample.com/a.jpg", "",
-    ]),
-    st.text(HOSTILE_CHAR, max_size=40),
-    st.text(HOSTILE_CHAR, max_size=20).map(lambda tail: "https://example.com/" + tail),
-)
-MIMETYPES = st.one_of(st.sampled_from(["image/jpeg", "image", "video", "IMAGE/PNG", "",
-                                       "text/html", "image/", "/", "x" * 300, "image/jpeg\x00",
-                                       "application/vnd.a+json"]),
-                      st.text(HOSTILE_CHAR, max_size=12), JSON)
-
-
 def _link_document(shebang: Any, url: Any, mimetype: Any, extra: dict[str, Any],
                    dltype: Any, ref_type: Any) -> dict[str, Any]:
     return {"type": "link", "shebang": shebang, **extra,
@@ -160,8 +140,8 @@ def _link_document(shebang: Any, url: Any, mimetype: Any, extra: dict[str, Any],
 LINK_FILES = st.one_of(
     st.builds(lambda doc: json.dumps(doc, allow_nan=True).encode(), st.builds(
         _link_document, st.sampled_from(["dataloop", "corral", "other", None, 1]),
-        st.one_of(URLS, JSON), MIMETYPES, st.dictionaries(st.text(max_size=5), JSON,
-                                                          max_size=3),
+        st.one_of(URLS, JSON), st.one_of(MIMETYPES, JSON),
+        st.dictionaries(st.text(max_size=5), JSON, max_size=3),
         st.sampled_from(["link", "file", None]), st.sampled_from(["url", "s3", None]))),
     st.builds(lambda depth, opener, closer: b'{"type": "link", "shebang": "dataloop", "x": '
               + opener * depth + b"1" + closer * depth + b"}",

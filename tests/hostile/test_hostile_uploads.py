@@ -137,6 +137,19 @@ def _link_document(shebang: Any, url: Any, mimetype: Any, extra: dict[str, Any],
                 "type": ref_type, "ref": url, "mimetype": mimetype}}}
 
 
+LINK_EDGE_CASES = [
+    b'{"type": "link", "shebang": "dataloop", "metadata": {"dltype": "link", "linkInfo": '
+    b'{"type": "url", "ref": ' + ref + b', "mimetype": ' + mimetype + b"}}}"
+    for ref, mimetype in [
+        (b'"https://example.com/\\ud800.jpg"', b'"image/jpeg"'),
+        (b'"https://ex\\udfffample.com/"', b'"image"'),
+        (b'"{base}/ok.jpg"', b'"image/\\ud800"'),
+        (b'"{base}/ok.jpg"', b'"\\u0000"'),
+        (b'"{base}/ok.jpg\\u0000"', b'"image"'),
+        (b'"{base}/ok.jpg"', b"1e400"),
+        (b'"https://\\u202eexample.com/"', b'"video"'),
+        (b'"{base}/' + b"x" * 3000 + b'"', b'"image"'),
+    ]]
 LINK_FILES = st.one_of(
     st.builds(lambda doc: json.dumps(doc, allow_nan=True).encode(), st.builds(
         _link_document, st.sampled_from(["dataloop", "corral", "other", None, 1]),
@@ -155,7 +168,8 @@ LINK_FILES = st.one_of(
                      b'{"type": "link", "shebang": "dataloop", "n": ' + b"9" * 5000 + b"}",
                      b'{"type": "link", "shebang": "dataloop"}\xff',
                      b'\xef\xbb\xbf{"type": "link", "shebang": "dataloop"}',
-                     b'{"type": "link", "shebang": "dataloop", "type": "link"}']),
+                     b'{"type": "link", "shebang": "dataloop", "type": "link"}',
+                     *LINK_EDGE_CASES]),
     st.binary(max_size=100).map(lambda tail: b"{" + tail),
 )
 
@@ -164,6 +178,18 @@ LINK_FILES = st.one_of(
 @hostile(max_examples=60)
 def test_upload_hostile_link_files(hostile_stack: HostileStack, dataset_id: str,
                                    content: bytes, base_is_loopback: bool) -> None:
+    _upload_link_file(hostile_stack, dataset_id, content, base_is_loopback)
+
+
+@pytest.mark.parametrize("content", LINK_EDGE_CASES)
+def test_link_file_edge_cases(hostile_stack: HostileStack, dataset_id: str,
+                              content: bytes) -> None:
+    """Escapes JSON allows but URLs and protobuf strings do not (lone surrogates, NUL)."""
+    _upload_link_file(hostile_stack, dataset_id, content, True)
+
+
+def _upload_link_file(hostile_stack: HostileStack, dataset_id: str, content: bytes,
+                      base_is_loopback: bool) -> None:
     stack = hostile_stack
     base = stack.base_url if base_is_loopback else "https://example.com"
     content = content.replace(b"{base}", base.encode())

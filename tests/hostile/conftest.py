@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
-from sdk.stack import running_stack
+from sdk.stack import Stack, running_stack
 from upload.conftest import Stack as UploadStack
 
 from corral.catalog.v1 import catalog_service_pb2 as catalog_pb2
@@ -85,6 +85,7 @@ class HostileStack:
     services: UploadStack  # stubs: .uploads, .catalogs; channels: .channels
     store: BlobStore  # the fs blob store the services share
     base_url: str  # the loopback HTTP server the upload service may fetch from
+    running: Stack  # addresses (client_kwargs) and the environment for `corral` commands
 
     def new_dataset(self, prefix: str) -> str:
         """A dataset nobody preprocesses, so the blob store only changes through uploads."""
@@ -121,6 +122,6 @@ def hostile_stack(tmp_path_factory: pytest.TempPathFactory,
         store = open_blob_store(BlobStoreSettings(), data_dir)
         services = UploadStack(upload=running.upload, catalog=running.catalog, store=store)
         try:
-            yield HostileStack(services, store, http_base_url)
+            yield HostileStack(services, store, http_base_url, running)
         finally:
             services.close()

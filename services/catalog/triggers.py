@@ -364,7 +364,9 @@ def complete_run(store: Store, name: str, item_id: str, record: RunRecord,
                               "negative")
     if system is not None:
         check_json_object(system, "system")
-    record = replace(record, error=record.error[:MAX_ERROR])
+    # The error is a worker's exception text, kept as a record: shortened, and NUL (which
+    # PostgreSQL's jsonb cannot hold) shown as U+FFFD rather than losing the record.
+    record = replace(record, error=record.error[:MAX_ERROR].replace("\x00", "\ufffd"))
 
     def work(repo: Repository) -> Item | None:
         rows = _Rows(repo)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import filters_pb2, resources_pb2
+from corral.catalog.v1 import triggers_pb2 as tpb
 from corral.structs import struct_to_dict
 from services.catalog.metadata import merge_patch
 from tests.catalog.conftest import InProcessCatalog, new_dataset, sha256_of, take_events
@@ -277,3 +278,44 @@ def test_every_event_of_the_module_still_decodes(catalog: InProcessCatalog,
     received = take_events(catalog.stub, api.SubscribeRequest(dataset_id=dataset_id), events,
                            timeout=60)
     assert len(received) == events
+
+
+@pytest.fixture(scope="module")
+def trigger(catalog: InProcessCatalog) -> str:
+    name = f"hostile_{uuid.uuid4().hex[:8]}"
+    catalog.stub.CreateTrigger(tpb.CreateTriggerRequest(trigger=tpb.Trigger(
+        name=name, actions=[resources_pb2.EVENT_TYPE_CREATED])), timeout=30)
+    return name
+
+
+@given(status=st.sampled_from(["success", "failed", "", "SUCCESS", "\x00"]),
+       attempts=st.sampled_from([1, 0, -1, 2**31 - 1]),
+       duration=st.sampled_from([0, -1, 2**63 - 1]),
+       error=st.one_of(st.sampled_from(["", "boom\x00", "\x00" * 10, "x" * 100_000,
+                                        "\u202e\ud7ff"]), JSON.map(str)),
+       seconds=st.sampled_from([None, 0, -62135596800, 253402300799, 253402300800, 2**62,
+                                -(2**62)]),
+       system=st.one_of(st.none(), OBJECTS))
+@hostile(max_examples=40)
+def test_complete_trigger_run_with_hostile_records(
+        catalog: InProcessCatalog, dataset_id: str, trigger: str, status: str, attempts: int,
+        duration: int, error: str, seconds: int | None, system: dict[str, Any] | None) -> None:
+    """A worker's run record and results (metadata.system.<trigger>) are hostile input too:
+    the exception text of a user's function can hold anything."""
+    original = _new_item(catalog, dataset_id)
+    request = tpb.CompleteTriggerRunRequest(trigger=trigger, item_id=original.id)
+    request.run.status, request.run.attempts = status, attempts
+    request.run.duration_ms, request.run.error = duration, error
+    if seconds is not None:
+        request.run.finish_time.seconds = seconds
+    if system is not None:
+        fill_struct(request.system, system)
+    answer = attempt(lambda: catalog.stub.CompleteTriggerRun(request, timeout=30))
+    now = _read(catalog, original.id)
+    if not answer.ok:
+        assert now == original
+    else:
+        logs = struct_to_dict(now.metadata.system)["executionLogs"][trigger]
+        assert logs["status"] == status and "\x00" not in logs["error"]
+        _readable_everywhere(catalog, dataset_id, now)
+    assert_serving(catalog.channel, lambda: _probe(catalog, dataset_id))

@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from corral.catalog.v1 import catalog_service_pb2 as catalog_pb2
@@ -22,7 +22,14 @@ from corral.catalog.v1 import resources_pb2
 from corral.structs import struct_to_dict
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 
-from .checks import assert_serving, attempt, raw_stream, with_invalid_utf8
+from .checks import (
+    assert_clean_error,
+    assert_clean_row_error,
+    assert_serving,
+    attempt,
+    raw_stream,
+    with_invalid_utf8,
+)
 from .conftest import HostileStack, hostile
 from .strategies import JSON, MIMETYPES, NAMES, OBJECTS, PATHS, URLS, fill_struct
 
@@ -238,4 +245,72 @@ def test_upload_requests_that_do_not_decode(hostile_stack: HostileStack, dataset
                                 [first, last], upload_pb2.UploadItemResponse))
     assert answer.code == grpc.StatusCode.INVALID_ARGUMENT
     assert _state(stack, dataset_id) == before
+    _healthy(stack, dataset_id)
+
+
+@st.composite
+def bulk_streams(draw: st.DrawFn) -> list[tuple[int, dict[str, Any], bytes, str]]:
+    """Files of one UploadItems stream: (file_index, spec fields, data, framing quirk)."""
+    files = []
+    for _ in range(draw(st.integers(1, 5))):
+        index = draw(st.sampled_from([0, 1, 2, 3, -1, 2**62, 7]))
+        fields = draw(st.one_of(st.just({}), st.just({}), SPEC_FIELDS))
+        quirk = draw(st.sampled_from(["", "", "", "no spec", "spec twice", "bad offset",
+                                      "bad crc", "no finish", "after finish"]))
+        files.append((index, fields, draw(st.binary(max_size=32)), quirk))
+    return files
+
+
+def _bulk_messages(dataset_id: str, files: list[tuple[int, dict[str, Any], bytes, str]]
+                   ) -> list[upload_pb2.UploadItemsRequest]:
+    messages = []
+    for index, fields, data, quirk in files:
+        first = upload_pb2.UploadItemsRequest(file_index=index, data=data[:5])
+        if quirk != "no spec":
+            spec = first.spec
+            spec.dataset_id, spec.name = dataset_id, f"{uuid.uuid4().hex}.bin"
+            for key, value in fields.items():
+                if key == "user_metadata":
+                    fill_struct(spec.user_metadata, value)
+                else:
+                    setattr(spec, key, value)
+        last = upload_pb2.UploadItemsRequest(file_index=index, write_offset=len(data[:5]),
+                                             data=data[5:], finish_write=quirk != "no finish")
+        if quirk == "spec twice":
+            last.spec.name = "again.bin"
+        elif quirk == "bad offset":
+            last.write_offset += 3
+        elif quirk == "bad crc":
+            last.crc32c = 12345
+        messages += [first, last]
+        if quirk == "after finish":
+            messages.append(upload_pb2.UploadItemsRequest(file_index=index, data=b"late"))
+    return messages
+
+
+@given(files=bulk_streams())
+@hostile(max_examples=40)
+def test_bulk_upload_with_hostile_files_and_framing(hostile_stack: HostileStack,
+                                                    dataset_id: str, files: list[Any]) -> None:
+    """UploadItems: a bad file gets its own clean error and the stream goes on; only the
+    items of files reported as uploaded exist, and only their blobs."""
+    stack = hostile_stack
+    before = _state(stack, dataset_id)
+    results: list[upload_pb2.UploadItemsResult] = []
+    try:
+        for response in stack.services.uploads.UploadItems(
+                iter(_bulk_messages(dataset_id, files)), timeout=60):
+            results += response.results
+    except grpc.RpcError as error:
+        assert_clean_error(error)
+    created = {}
+    for result in results:
+        event(f"file: {result.error.code}" if result.HasField("error") else "file: uploaded")
+        if result.HasField("error"):
+            assert_clean_row_error(result.error.code, result.error.message)
+        elif result.outcome != resources_pb2.CREATE_OUTCOME_SKIPPED:
+            created[result.item.id] = result.item
+    items, blobs = _state(stack, dataset_id)
+    assert items - before[0] <= set(created), "an item no result reported"
+    assert blobs - before[1] <= {item.blob_key for item in created.values()}, "a stray blob"
     _healthy(stack, dataset_id)

@@ -128,7 +128,7 @@ def _folder_items(stack: HostileStack, dataset_id: str, folder: str
        hostile_spec=st.sampled_from([False] * 9 + [True]),
        csv_name=st.one_of(NAMES.map(lambda name: f"{uuid.uuid4().hex[:4]}{name}.csv"), NAMES),
        remote_dir=st.sampled_from(["", "/imports/../x", "/a\x00", "//x//"]))
-@hostile(max_examples=60)
+@hostile(max_examples=100)
 def test_import_hostile_csv(hostile_stack: HostileStack, dataset_id: str, data: bytes,
                             cuts: list[int], hostile_spec: bool, csv_name: str,
                             remote_dir: str) -> None:

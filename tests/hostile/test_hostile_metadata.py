@@ -73,7 +73,7 @@ def _readable_everywhere(catalog: InProcessCatalog, dataset_id: str,
 
 
 @given(user=OBJECTS)
-@hostile(max_examples=50)
+@hostile(max_examples=80)
 def test_create_item_with_hostile_user_metadata(catalog: InProcessCatalog, dataset_id: str,
                                                 user: dict[str, Any]) -> None:
     name = uuid.uuid4().hex

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -315,10 +316,11 @@ class SqlBuilder:
 def _key_in(kind: str, value: Any, time_in: Callable[[datetime], Any]) -> Any:
     """A page token's key value, checked to be of the column's kind (a forged token must not
     make the database compare across types)."""
-    if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    if kind in ("text", "time") and isinstance(value, str):
-        if kind == "text":
+    if kind == "number" and (isinstance(value, float) and math.isfinite(value) or isinstance(
+            value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63):
+        return value  # (what real tokens hold: int64 sizes and ranks, finite doubles)
+    if kind in ("text", "time") and isinstance(value, str) and "\x00" not in value:
+        if kind == "text":  # (NUL: no stored text holds one, and PostgreSQL refuses it)
             return value
         with contextlib.suppress(ValueError, OverflowError):  # OverflowError: out of range in UTC
             return time_in(datetime.fromisoformat(value))

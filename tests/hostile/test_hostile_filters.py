@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from google.protobuf import field_mask_pb2
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from corral.catalog.v1 import catalog_service_pb2 as api
@@ -174,6 +174,10 @@ GARBAGE_TOKENS = st.one_of(
 
 
 @given(order=PLAUSIBLE_ORDERS, keys=FORGED_KEYS, garbage=GARBAGE_TOKENS, forge=st.booleans())
+@example(order=[], keys=["\x00"], garbage="", forge=True).via("NUL: PostgreSQL refuses it")
+@example(order=[("created_at", False)], keys=[0, 0, "0001-01-01T00:00:00+14:00", "x"],
+         garbage="", forge=True).via("a time out of range in UTC")
+@example(order=[("size", True)], keys=[10**30, "x"], garbage="", forge=True)
 @hostile(max_examples=60)
 def test_forged_page_tokens(catalog: InProcessCatalog, dataset_id: str,
                             order: list[tuple[str, bool]], keys: list[Any], garbage: str,

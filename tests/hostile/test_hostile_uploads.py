@@ -121,6 +121,8 @@ def test_upload_with_a_hostile_spec(hostile_stack: HostileStack, dataset_id: str
     for key, value in fields.items():
         if key == "user_metadata":
             fill_struct(spec.user_metadata, value)
+        elif key == "request_id":  # unique: a reused request_id replays an earlier upload
+            spec.request_id = uuid.uuid4().hex[:8] + value
         else:
             setattr(spec, key, value)
     if declare:
@@ -272,6 +274,8 @@ def _bulk_messages(dataset_id: str, files: list[tuple[int, dict[str, Any], bytes
             for key, value in fields.items():
                 if key == "user_metadata":
                     fill_struct(spec.user_metadata, value)
+                elif key == "request_id":  # unique: a reused one replays an earlier upload
+                    spec.request_id = uuid.uuid4().hex[:8] + value
                 else:
                     setattr(spec, key, value)
         last = upload_pb2.UploadItemsRequest(file_index=index, write_offset=len(data[:5]),

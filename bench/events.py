@@ -45,7 +45,7 @@ from corral.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from corral.catalog.v1 import resources_pb2
 from corral.client import Client
 from corral.launcher import ServiceProcess
-from corral.rpc import CHANNEL_OPTIONS
+from corral.rpc import CHANNEL_OPTIONS, open_channel
 
 PG_ADMIN_DSN = os.environ.get("CORRAL_BENCH_PG_DSN",
                               "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -103,7 +103,7 @@ def subscriber(addr: str, group: str, leased: bool, dataset_id: str, ready: mp.E
                go: mp.Event, stop: mp.Event, results: mp.Queue) -> None:
     """Receives events and acknowledges them from a second thread, one AckEvents at a time
     carrying every cursor received meanwhile (as the preprocess worker does)."""
-    channel = grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
+    channel = open_channel(addr, options=CHANNEL_OPTIONS)
     stub = pb_grpc.CatalogServiceStub(channel)
     grpc.channel_ready_future(channel).result(timeout=30)
     request = pb.SubscribeRequest(
@@ -154,7 +154,7 @@ def machinery_case(catalog: ServiceProcess, dataset_id: str, group: str, leased:
     try:
         for ready in readies:
             assert ready.wait(60), "a subscriber did not start"
-        with grpc.insecure_channel(catalog.addr) as channel:
+        with open_channel(catalog.addr) as channel:
             stub = pb_grpc.CatalogServiceStub(channel)
             cpu_before = cpu_seconds(catalog.proc.pid)
             started = time.perf_counter()
@@ -181,7 +181,7 @@ def machinery(db: str, root: Path, count: int) -> list[dict]:
           running_services(("catalog",), env={"CORRAL_DATABASE_URL": url},
                            data_dir=data_dir) as services):
         catalog = services["catalog"]
-        with grpc.insecure_channel(catalog.addr, options=CHANNEL_OPTIONS) as channel:
+        with open_channel(catalog.addr, options=CHANNEL_OPTIONS) as channel:
             stub = pb_grpc.CatalogServiceStub(channel)
             dataset_id = stub.CreateDataset(pb.CreateDatasetRequest(name="events")).dataset.id
             with Timer() as made:
@@ -225,7 +225,7 @@ def preprocess_case(db: str, root: Path, images: Path, count: int, workers: int)
                                 log_path=data_dir / f"preprocess-{i}.log")
                  for i in range(workers)]
         with (contextlib.ExitStack() as stack,
-              grpc.insecure_channel(catalog.addr) as channel):
+              open_channel(catalog.addr) as channel):
             for proc in procs:
                 stack.callback(proc.stop)
             stub = pb_grpc.CatalogServiceStub(channel)

@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import grpc
 import psycopg
 from google.protobuf.field_mask_pb2 import FieldMask
 
@@ -38,6 +37,7 @@ from bench.common import Timer, record, running_services
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
 from corral.client.filters import Filter, field, to_filter
+from corral.rpc import open_channel
 from corral.structs import dict_to_struct
 from services.catalog import bulk, datasets
 from services.catalog.app import open_database
@@ -185,7 +185,7 @@ def main() -> None:
             print(rows[-1], flush=True)
             env = {"CORRAL_DATABASE_URL": url, "CORRAL_CATALOG_METADATA_INDEXES": INDEXED}
             with running_services(("catalog",), env=env, data_dir=Path(tmp) / "data") as svc, \
-                    grpc.insecure_channel(svc["catalog"].addr) as channel:
+                    open_channel(svc["catalog"].addr) as channel:
                 stub = api_grpc.CatalogServiceStub(channel)
                 for name, samples, selective in measure(stub, dataset_id, args.count,
                                                         args.runs, rng):

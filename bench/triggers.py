@@ -39,14 +39,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from bench.common import Timer, cpu_seconds, record, running_services
 from bench.events import database
 from corral.catalog.v1 import catalog_service_pb2 as pb
 from corral.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from corral.client import Client
-from corral.rpc import CHANNEL_OPTIONS
+from corral.rpc import CHANNEL_OPTIONS, open_channel
 
 BATCH = 1000  # BatchCreateItems' limit
 POLL_SECONDS = 0.05
@@ -176,7 +174,7 @@ def case(db: str, root: Path, names: list[str], count: int) -> dict[str, Any]:
 
         stack.callback(stop_workers)
         wait_ready(procs, logs)
-        channel = stack.enter_context(grpc.insecure_channel(catalog.addr,
+        channel = stack.enter_context(open_channel(catalog.addr,
                                                             options=CHANNEL_OPTIONS))
         stub = pb_grpc.CatalogServiceStub(channel)
         catalog_before = cpu_seconds(catalog.proc.pid)

@@ -16,12 +16,11 @@ import tempfile
 from pathlib import Path
 
 import google_crc32c
-import grpc
 
 from bench.common import Timer, peak_rss_mib, record, running_services
 from corral.catalog.v1 import catalog_service_pb2 as catalog_pb2
 from corral.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
-from corral.rpc import CHANNEL_OPTIONS
+from corral.rpc import CHANNEL_OPTIONS, open_channel
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from corral.upload.v1 import upload_service_pb2_grpc as upload_grpc
 
@@ -78,10 +77,10 @@ def main() -> None:
         (data_dir / "baseline.bin").unlink()
 
         with running_services(("catalog", "upload"), data_dir=data_dir) as services:
-            with grpc.insecure_channel(services["catalog"].addr) as ch:
+            with open_channel(services["catalog"].addr) as ch:
                 dataset = catalog_grpc.CatalogServiceStub(ch).CreateDataset(
                     catalog_pb2.CreateDatasetRequest(name="bench-large")).dataset
-            with grpc.insecure_channel(services["upload"].addr, options=CHANNEL_OPTIONS) as ch:
+            with open_channel(services["upload"].addr, options=CHANNEL_OPTIONS) as ch:
                 stub = upload_grpc.UploadServiceStub(ch)
                 with Timer() as corral:
                     reply = upload(stub, bench_spec(dataset.id, chunk, count), chunk, count,

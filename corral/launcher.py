@@ -17,14 +17,27 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from corral.credentials import (
+    TLS_CA_ENV,
+    TLS_CLIENT_CERT_ENV,
+    TLS_CLIENT_KEY_ENV,
+    TLS_SERVER_NAME_ENV,
+    Credentials,
+    TlsFiles,
+)
+from corral.rpc import open_channel
+
 SERVICES = ("catalog", "upload", "preprocess")
 
 
-def wait_serving(addr: str, timeout: float = 30.0, service: str = "") -> None:
-    """Blocks until the gRPC health check at `addr` answers SERVING."""
+def wait_serving(addr: str, timeout: float = 30.0, service: str = "",
+                 tls: TlsFiles | None = None) -> None:
+    """Blocks until the gRPC health check at `addr` answers SERVING (health needs no key;
+    `tls` defaults to the environment's CORRAL_TLS_* files)."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
-    with grpc.insecure_channel(addr) as channel:
+    credentials = Credentials(tls=tls if tls is not None else TlsFiles.from_env())
+    with open_channel(addr, credentials) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
@@ -35,6 +48,13 @@ def wait_serving(addr: str, timeout: float = 30.0, service: str = "") -> None:
                 last_error = exc
             time.sleep(0.05)
     raise TimeoutError(f"{addr} did not become SERVING within {timeout}s: {last_error}")
+
+
+def _tls_of(env: dict[str, str]) -> TlsFiles:
+    """The TLS files a client of a service started with `env` uses."""
+    keys = {"ca": TLS_CA_ENV, "cert": TLS_CLIENT_CERT_ENV, "key": TLS_CLIENT_KEY_ENV,
+            "server_name": TLS_SERVER_NAME_ENV}
+    return TlsFiles(**{field: env.get(name, "") for field, name in keys.items()})
 
 
 class ServiceProcess:
@@ -69,7 +89,8 @@ class ServiceProcess:
             time.sleep(0.02)
         host = self.requested_addr.rsplit(":", 1)[0]
         self.addr = f"{host}:{self._port_file.read_text().strip()}"
-        wait_serving(self.addr, timeout=max(1.0, deadline - time.monotonic()))
+        wait_serving(self.addr, timeout=max(1.0, deadline - time.monotonic()),
+                     tls=_tls_of(env))
         return self
 
     def signal(self, sig: int) -> None:

@@ -6,13 +6,74 @@ unexpected. Blob keys are server-generated and never derived from these names.
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
+from dataclasses import dataclass
 
 from corral.errors import InvalidArgument
 
 MAX_NAME_LENGTH = 255
 MAX_PATH_LENGTH = 1024
+NAME_LENGTH_ENV = "CORRAL_MAX_NAME_LENGTH"
+PATH_LENGTH_ENV = "CORRAL_MAX_PATH_LENGTH"
+# PostgreSQL btree entries hold at most ~2700 bytes, and the (dataset_id, dir, filename)
+# index must fit one: longer paths cannot be allowed, whatever the setting says.
+PATH_LENGTH_CEILING = 1280
+
+
+@dataclass(frozen=True)
+class PathLimits:
+    """How long one name (characters) and a whole path (UTF-8 bytes) may be."""
+
+    max_name_length: int = MAX_NAME_LENGTH
+    max_path_length: int = MAX_PATH_LENGTH
+
+    def __post_init__(self) -> None:
+        if self.max_name_length < 1:
+            raise ValueError(f"{NAME_LENGTH_ENV} must be at least 1, got {self.max_name_length}")
+        if not 1 <= self.max_path_length <= PATH_LENGTH_CEILING:
+            raise ValueError(f"{PATH_LENGTH_ENV} must be between 1 and {PATH_LENGTH_CEILING} "
+                             f"bytes (the database index limit), got {self.max_path_length}")
+
+    @classmethod
+    def from_env(cls) -> PathLimits:
+        """The SDK and CLI read the services' variables, so that a client does not refuse a
+        name its server accepts."""
+        return cls(int(os.environ.get(NAME_LENGTH_ENV) or MAX_NAME_LENGTH),
+                   int(os.environ.get(PATH_LENGTH_ENV) or MAX_PATH_LENGTH))
+
+
+def _initial_limits() -> PathLimits:
+    try:
+        return PathLimits.from_env()
+    except ValueError:  # services refuse a bad value at start; a client keeps the defaults
+        return PathLimits()
+
+
+_limits = _initial_limits()
+
+
+def path_limits() -> PathLimits:
+    return _limits
+
+
+def set_path_limits(limits: PathLimits) -> None:
+    """Sets this process's limits; services call it once at start from their settings."""
+    global _limits
+    _limits = limits
+
+
+def check_path_length(path: str, field: str) -> str:
+    """Refuses a folder path or full filename longer than the path limit (in UTF-8 bytes)."""
+    limit = _limits.max_path_length
+    # A character is at most 4 bytes in UTF-8: short paths skip the encoding.
+    if len(path) > limit // 4 and (size := len(path.encode())) > limit:
+        raise InvalidArgument(f"{field} is {size} bytes long; the limit is {limit} bytes "
+                              f"({PATH_LENGTH_ENV})")
+    return path
+
+
 # Exactly Unicode category Cc (C0 controls, DEL, C1 controls); a regex, not a loop over
 # unicodedata, because bulk loads check millions of names.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -42,8 +103,10 @@ def check_name(name: str, field: str = "name") -> str:
     if _CONTROL.search(name):
         raise InvalidArgument(f"{field} must not contain control characters: {name!r}")
     check_visible(name, field)
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidArgument(f"{field} is longer than {MAX_NAME_LENGTH} characters")
+    limit = _limits.max_name_length
+    if len(name) > limit:
+        raise InvalidArgument(f"{field} is {len(name)} characters long; the limit is {limit} "
+                              f"characters per name ({NAME_LENGTH_ENV})")
     return name
 
 
@@ -67,9 +130,7 @@ def normalize_dir(path: str, field: str = "dir") -> str:
     for part in parts:
         check_name(part, field)
     normalized = "/" + "/".join(unicodedata.normalize("NFC", p) for p in parts)
-    if len(normalized) > MAX_PATH_LENGTH:
-        raise InvalidArgument(f"{field} is longer than {MAX_PATH_LENGTH} characters")
-    return normalized
+    return check_path_length(normalized, field)
 
 
 def join(dir_path: str, name: str) -> str:

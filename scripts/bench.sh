@@ -13,3 +13,4 @@ cd "$(dirname "$0")/.."
 .venv/bin/python -m bench.metadata_queries
 .venv/bin/python -m bench.triggers          # 3 concurrent triggers vs each alone, SQLite + PostgreSQL: ~5 min
 .venv/bin/python -m bench.private_latency   # private dataset latency vs a 5,000-item backlog
+.venv/bin/python -m bench.abuse             # 200 idle streams + 1 byte/s drips vs a second client: ~1 min

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from bench.images import photo_like  # noqa: E402
 from corral.client import Client  # noqa: E402
 from corral.client.client import preprocess_status  # noqa: E402
+from corral.credentials import read_secret_file  # noqa: E402
 from corral.launcher import wait_serving  # noqa: E402
 
 DEMO = ROOT / ".demo"
@@ -69,6 +70,8 @@ def main() -> int:
     for name in ("CATALOG", "UPLOAD", "PREPROCESS"):
         env.setdefault(f"CORRAL_{name}_ADDR", f"127.0.0.1:{free_port()}")
     env["CORRAL_LOG_FORMAT"] = "json"
+    # `corral up` writes its first admin key there; the CLI finds it through the data dir.
+    env["CORRAL_DATA_DIR"] = str(DEMO / "data")
 
     print(f"$ corral up --data-dir {DEMO / 'data'}", flush=True)
     up = subprocess.Popen([*CORRAL, "up", "--data-dir", str(DEMO / "data")], env=env)
@@ -80,7 +83,8 @@ def main() -> int:
         cli("upload", str(samples), "--dataset", "demo", "--remote-path", "/",
             "--metadata", '{"source": "demo", "camera": 3}', env=env)
         with Client(env["CORRAL_CATALOG_ADDR"], env["CORRAL_UPLOAD_ADDR"],
-                    env["CORRAL_PREPROCESS_ADDR"]) as client:
+                    env["CORRAL_PREPROCESS_ADDR"],
+                    api_key=read_secret_file(DEMO / "data" / "keys" / "admin.key")) as client:
             items = client.wait_for_preprocessing("demo", timeout=120)
             seconds = time.perf_counter() - started
             failed = [i for i in items if preprocess_status(i) != "success"]

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import testkeys
 from sdk.stack import Stack, running_stack
 
 from corral.client import Client
 from corral.launcher import ServiceProcess
+
+testkeys.install()
 
 PG_ADMIN_DSN = os.environ.get("CORRAL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -89,6 +89,16 @@ function toValue(value) {
   return { structValue: toStruct(value) };
 }
 
+/** A client interceptor adding the API key to the metadata of every call. */
+function bearer(apiKey) {
+  return (options, nextCall) => new grpc.InterceptingCall(nextCall(options), {
+    start(metadata, listener, next) {
+      metadata.set('authorization', `Bearer ${apiKey}`);
+      next(metadata, listener);
+    },
+  });
+}
+
 class CorralClient {
   /**
    * @param {object} options
@@ -96,15 +106,21 @@ class CorralClient {
    * @param {string} options.uploadAddr host:port of the upload service
    * @param {number} [options.timeout=30] seconds allowed for each unary call
    * @param {number} [options.uploadTimeout=600] seconds allowed for one upload stream
+   * @param {string} [options.apiKey] sent as `authorization: Bearer <key>` on every call
+   *   (default: the CORRAL_API_KEY environment variable)
+   * @param {string} [options.caFile] PEM CA that signed the services' certificates: use TLS
+   *   (default: the CORRAL_TLS_CA environment variable; unset = plaintext)
    */
-  constructor({ catalogAddr, uploadAddr, timeout = 30, uploadTimeout = 600 } = {}) {
+  constructor({ catalogAddr, uploadAddr, timeout = 30, uploadTimeout = 600,
+    apiKey = process.env.CORRAL_API_KEY, caFile = process.env.CORRAL_TLS_CA } = {}) {
     if (!catalogAddr || !uploadAddr) throw new Error('catalogAddr and uploadAddr are required');
     const proto = loadProtos();
-    const credentials = grpc.credentials.createInsecure();
-    this.catalog = new proto.corral.catalog.v1.CatalogService(
-      catalogAddr, credentials, CHANNEL_OPTIONS);
-    this.upload = new proto.corral.upload.v1.UploadService(
-      uploadAddr, credentials, CHANNEL_OPTIONS);
+    const credentials = caFile
+      ? grpc.credentials.createSsl(fs.readFileSync(caFile))
+      : grpc.credentials.createInsecure();
+    const options = { ...CHANNEL_OPTIONS, interceptors: apiKey ? [bearer(apiKey)] : [] };
+    this.catalog = new proto.corral.catalog.v1.CatalogService(catalogAddr, credentials, options);
+    this.upload = new proto.corral.upload.v1.UploadService(uploadAddr, credentials, options);
     this.timeout = timeout;
     this.uploadTimeout = uploadTimeout;
   }

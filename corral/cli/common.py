@@ -16,7 +16,7 @@ from corral.structs import parse_json_object
 
 def open_client(args: argparse.Namespace) -> Client:
     return Client(catalog_addr=args.catalog_addr, upload_addr=args.upload_addr,
-                  preprocess_addr=args.preprocess_addr)
+                  preprocess_addr=args.preprocess_addr, project=getattr(args, "project", None))
 
 
 def resolve_item(client: Client, ref: str) -> ItemDict:

@@ -23,12 +23,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import grpc
 from google.protobuf import field_mask_pb2
 
 from corral import addresses, paths
-from corral.catalog.v1 import catalog_service_pb2, catalog_service_pb2_grpc, resources_pb2
+from corral.catalog.v1 import (
+    admin_service_pb2_grpc,
+    catalog_service_pb2,
+    catalog_service_pb2_grpc,
+    resources_pb2,
+)
 from corral.client import filters
+from corral.client.admin import AdminMixin
 from corral.client.bulk import BULK_MAX_FILE_BYTES, BulkSender, FileQueue
 from corral.client.convert import (
     EVENT_TYPES_BY_NAME,
@@ -69,6 +74,7 @@ from corral.client.wire import (
     encode_bulk_request,
     encode_request,
 )
+from corral.credentials import Credentials
 from corral.errors import (
     Aborted,
     CorralError,
@@ -80,7 +86,7 @@ from corral.errors import (
     Unavailable,
 )
 from corral.preprocess.v1 import preprocess_service_pb2, preprocess_service_pb2_grpc
-from corral.rpc import CHANNEL_OPTIONS
+from corral.rpc import CHANNEL_OPTIONS, open_channel
 from corral.rpc import translated as _translated
 from corral.structs import dict_to_struct
 from corral.upload.v1 import upload_service_pb2, upload_service_pb2_grpc
@@ -106,10 +112,13 @@ def preprocess_status(item: ItemDict) -> str | None:
     return record.get("status") if isinstance(record, dict) else None
 
 
-class Client(LinkingMixin, TriggersMixin):
+class Client(LinkingMixin, TriggersMixin, AdminMixin):
     """Talks to the three corral services. Thread-safe; use as a context manager or close().
 
     Addresses default to CORRAL_CATALOG_ADDR, CORRAL_UPLOAD_ADDR and CORRAL_PREPROCESS_ADDR.
+    The API key defaults to CORRAL_API_KEY (see corral.credentials for where else it is
+    looked for); `project` names the project an instance-wide key acts in (CORRAL_PROJECT);
+    TLS is used when CORRAL_TLS_CA is set.
     `timeout` bounds every unary call in seconds; streams (uploads, downloads, subscriptions)
     are unbounded. Files above `resume_policy.threshold` bytes upload through resumable
     sessions that survive failed streams and service restarts (see ResumePolicy).
@@ -117,16 +126,20 @@ class Client(LinkingMixin, TriggersMixin):
 
     def __init__(self, catalog_addr: str | None = None, upload_addr: str | None = None,
                  preprocess_addr: str | None = None, timeout: float = 30.0,
-                 resume_policy: ResumePolicy | None = None) -> None:
+                 resume_policy: ResumePolicy | None = None, api_key: str | None = None,
+                 project: str | None = None, credentials: Credentials | None = None) -> None:
         self.catalog_addr = catalog_addr or addresses.catalog_addr()
         self.upload_addr = upload_addr or addresses.upload_addr()
         self.preprocess_addr = preprocess_addr or addresses.preprocess_addr()
         self.timeout = timeout
-        self._channels = [grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
+        self.credentials = credentials or Credentials.from_env(api_key, project,
+                                                               self.catalog_addr)
+        self._channels = [open_channel(addr, self.credentials, CHANNEL_OPTIONS)
                           for addr in (self.catalog_addr, self.upload_addr,
                                        self.preprocess_addr)]
         catalog, upload, preprocess = self._channels
         self._catalog = catalog_service_pb2_grpc.CatalogServiceStub(catalog)
+        self._admin = admin_service_pb2_grpc.AdminServiceStub(catalog)
         self._upload = upload_service_pb2_grpc.UploadServiceStub(upload)
         # Upload requests are ChunkRequests, encoded without an extra copy of every chunk.
         self._upload.UploadItem = upload.stream_unary(

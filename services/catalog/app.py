@@ -10,15 +10,19 @@ from dataclasses import dataclass
 
 import grpc
 
+from corral.catalog.v1 import admin_service_pb2_grpc as admin_grpc
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
 from services.blobstore.base import BlobStore
-from services.catalog import metadata_indexes, migrate, orphans, retention
+from services.catalog import admin_servicer, metadata_indexes, migrate, orphans, retention
+from services.catalog.access import Access
 from services.catalog.db import Database
 from services.catalog.notify import CommitSignal
 from services.catalog.repository import Store
+from services.catalog.servicer import NEEDS as CATALOG_NEEDS
 from services.catalog.servicer import SERVICE_NAME, CatalogServicer
 from services.catalog.writer import BatchWriter
-from services.common.server import Cleanup, Register
+from services.common.remote_auth import LocalAuthenticator
+from services.common.server import Cleanup, Register, ServerSecurity
 
 log = logging.getLogger("corral.catalog")
 
@@ -41,18 +45,29 @@ class RetentionPolicy:
     sweep_seconds: float = 60.0
 
 
+def catalog_security(db: Database, service_key: str,
+                     tls: grpc.ServerCredentials | None = None) -> ServerSecurity:
+    """The catalog checks keys against its own table (and the services' key)."""
+    authenticator = LocalAuthenticator(Access(db).resolve, service_key)
+    return ServerSecurity(authenticator, {**CATALOG_NEEDS, **admin_servicer.NEEDS}, tls)
+
+
 def make_register(db: Database, blob_store: BlobStore | None,
+                  security: ServerSecurity,
                   poll_seconds: float = 0.25,
                   event_retention: RetentionPolicy = RetentionPolicy(),
                   orphan_policy: orphans.OrphanPolicy | None = None) -> Register:
-    """`orphan_policy`: collect orphan blobs (needs `blob_store`); None or a sweep interval
-    of 0 never does."""
+    """`security` from catalog_security(). `orphan_policy`: collect orphan blobs (needs
+    `blob_store`); None or a sweep interval of 0 never does."""
     async def register(server: grpc.aio.Server) -> tuple[list[str], Cleanup, Cleanup]:
         signal = CommitSignal(asyncio.get_running_loop())
         store = Store(db, on_commit=signal.notify_threadsafe)
         writer = BatchWriter(store, signal)
         api_grpc.add_CatalogServiceServicer_to_server(
             CatalogServicer(store, writer, blob_store, signal, poll_seconds), server)
+        assert isinstance(security.authenticator, LocalAuthenticator)
+        admin_grpc.add_AdminServiceServicer_to_server(
+            admin_servicer.AdminServicer(Access(db), security.authenticator), server)
 
         sweepers: list[asyncio.Task] = []
         if event_retention.seconds > 0:
@@ -76,6 +91,6 @@ def make_register(db: Database, blob_store: BlobStore | None,
             # the whole grace period. Subscribers reconnect and resume from their cursors.
             signal.close()
 
-        return [SERVICE_NAME], cleanup, end_subscriptions
+        return [SERVICE_NAME, admin_servicer.SERVICE_NAME], cleanup, end_subscriptions
 
     return register

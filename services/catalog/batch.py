@@ -11,6 +11,7 @@ from corral.errors import CorralError, InvalidArgument
 from services.catalog.items import create_item
 from services.catalog.records import CreateItemResult, NewItem
 from services.catalog.repository import Repository
+from services.catalog.scope import EVERYWHERE, Scope
 
 R = TypeVar("R")
 MAX_BATCH_ITEMS = 1000
@@ -18,8 +19,8 @@ MAX_BATCH_ITEMS = 1000
 Write = Callable[[Callable[[Repository], Any]], Awaitable[Any]]
 
 
-async def create_items(write: Write, requests: Sequence[R], to_new_item: Callable[[R], NewItem]
-                       ) -> list[CreateItemResult | CorralError]:
+async def create_items(write: Write, requests: Sequence[R], to_new_item: Callable[[R], NewItem],
+                       scope: Scope = EVERYWHERE) -> list[CreateItemResult | CorralError]:
     """One result per request, in order: the created item, or the error naming the entry."""
     if len(requests) > MAX_BATCH_ITEMS:
         raise InvalidArgument(
@@ -27,7 +28,7 @@ async def create_items(write: Write, requests: Sequence[R], to_new_item: Callabl
 
     async def one(index: int, request: R) -> CreateItemResult | CorralError:
         try:
-            return await write(create_item(to_new_item(request)))
+            return await write(create_item(to_new_item(request), scope))
         except CorralError as exc:
             return type(exc)(f"requests[{index}]: {exc.message}")
 

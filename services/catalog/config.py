@@ -5,11 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.common.config import setting
+from services.common.limit_settings import (
+    MetadataLimitSettings,
+    PathLimitSettings,
+    ServerLimitSettings,
+)
 from services.common.settings import BlobStoreSettings, CommonSettings
 
 
 @dataclass
-class CatalogConfig(CommonSettings, BlobStoreSettings):
+class CatalogConfig(MetadataLimitSettings, PathLimitSettings, ServerLimitSettings,
+                    CommonSettings, BlobStoreSettings):
     addr: str = setting("CORRAL_CATALOG_ADDR", "127.0.0.1:50051", "Address the catalog binds")
     database_url: str = setting(
         "CORRAL_DATABASE_URL", "",
@@ -38,6 +44,12 @@ class CatalogConfig(CommonSettings, BlobStoreSettings):
         "CORRAL_CATALOG_ORPHAN_GRACE_SECONDS", 6 * 3600.0,
         "Only blobs older than this may be collected as orphans: keep it far above the "
         "longest upload registration or preprocessing run")
+
+    bootstrap_admin_key: str = setting(
+        "CORRAL_BOOTSTRAP_ADMIN_KEY", "",
+        "An instance-admin API key (corral_<16 hex>_<43 characters>) registered on start if "
+        "unknown; without it a catalog with no keys writes a new one to "
+        "<data dir>/keys/admin.key (mode 0600)", secret=True)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

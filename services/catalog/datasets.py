@@ -21,6 +21,7 @@ from services.catalog.records import (
     PreprocessingMode,
 )
 from services.catalog.repository import Repository, Store
+from services.catalog.scope import EVERYWHERE, Scope
 from services.catalog.validation import (
     check_dataset_name,
     check_description,
@@ -31,24 +32,26 @@ from services.catalog.validation import (
     require_id,
 )
 
-DEFAULT_PROJECT = "default"
-
 
 def create_dataset(store: Store, name: str, description: str = "",
-                   request_id: str = "") -> Dataset:
+                   request_id: str = "", scope: Scope = EVERYWHERE) -> Dataset:
+    """In the caller's project (names and request ids are unique per project)."""
     name = check_dataset_name(name)
     description = check_description(description)
     request = check_request_id(request_id)
+    project = scope.home
 
     def work(repo: Repository) -> Dataset:
+        if not repo.project_exists(project):
+            raise NotFound(f"project {project!r} not found")
         if request is not None:
-            earlier = repo.get_dataset_by_request(DEFAULT_PROJECT, request)
+            earlier = repo.get_dataset_by_request(project, request)
             if earlier is not None:
                 return earlier
-        if repo.get_dataset_by_name(DEFAULT_PROJECT, name) is not None:
+        if repo.get_dataset_by_name(project, name) is not None:
             raise AlreadyExists(f"dataset {name!r} already exists")
         dataset = Dataset(id=uuid.uuid4().hex, name=name, description=description,
-                          project=DEFAULT_PROJECT, create_time=datetime.now(UTC))
+                          project=project, create_time=datetime.now(UTC))
         repo.insert_dataset(dataset, request)
         return dataset
 
@@ -59,36 +62,53 @@ def _with_count(repo: Repository, dataset: Dataset) -> Dataset:
     return replace(dataset, item_count=repo.item_counts([dataset.id]).get(dataset.id, 0))
 
 
-def get_dataset(store: Store, dataset_id: str = "", name: str = "") -> Dataset:
+def get_dataset(store: Store, dataset_id: str = "", name: str = "",
+                scope: Scope = EVERYWHERE) -> Dataset:
+    """By id, or by name in the caller's project ("default" for instance-wide callers naming
+    no project: names are only unique per project)."""
     if bool(dataset_id) == bool(name):
         raise InvalidArgument("set exactly one of dataset_id and name")
     with store.read() as repo:
         if dataset_id:
             dataset = repo.get_dataset(require_id(dataset_id, "dataset_id"))
-            if dataset is None:
+            if dataset is None or not scope.sees(dataset.project):
                 raise NotFound(f"dataset {dataset_id} not found")
         else:  # stored in NFC (check_dataset_name): any spelling of the name finds it
-            dataset = repo.get_dataset_by_name(DEFAULT_PROJECT,
-                                               unicodedata.normalize("NFC", name))
+            dataset = repo.get_dataset_by_name(scope.home, unicodedata.normalize("NFC", name))
             if dataset is None:
                 raise NotFound(f"dataset {name!r} not found")
         return _with_count(repo, dataset)
 
 
-def list_datasets(store: Store, requested_page_size: int = 0,
-                  page_token: str = "") -> Page[Dataset]:
+def list_datasets(store: Store, requested_page_size: int = 0, page_token: str = "",
+                  scope: Scope = EVERYWHERE) -> Page[Dataset]:
+    """The datasets of the caller's project; of every project, ordered by project, for
+    instance-wide callers naming none."""
     limit = page_size(requested_page_size)
-    after = decode_page_token(page_token)
+    after = _decode_after(page_token)
     with store.read() as repo:
-        found = repo.list_datasets(DEFAULT_PROJECT, after, limit + 1)
+        found = repo.list_datasets(scope.project, after, limit + 1)
         page = found[:limit]
         counts = repo.item_counts([d.id for d in page])
-    token = encode_page_token(page[-1].name) if len(found) > limit else ""
+    token = encode_page_token(f"{page[-1].project}/{page[-1].name}") \
+        if len(found) > limit else ""
     return Page([replace(d, item_count=counts.get(d.id, 0)) for d in page], token)
 
 
+def _decode_after(page_token: str) -> tuple[str, str] | None:
+    """(project, name) of the previous page's last dataset: project names hold no '/'."""
+    text = decode_page_token(page_token)
+    if text is None:
+        return None
+    project, separator, name = text.partition("/")
+    if not separator:
+        raise InvalidArgument("page_token is not a token from a previous response")
+    return project, name
+
+
 def set_dataset_preprocessing(store: Store, dataset_id: str,
-                              mode: PreprocessingMode | None) -> Dataset:
+                              mode: PreprocessingMode | None,
+                              scope: Scope = EVERYWHERE) -> Dataset:
     """Switches who preprocesses the dataset's items. The new mode holds for every event not
     yet delivered: the leased groups gaining the dataset get the events the groups losing it
     have not acknowledged (leases.hand_over_dataset), in the same transaction."""
@@ -99,23 +119,25 @@ def set_dataset_preprocessing(store: Store, dataset_id: str,
 
     def work(repo: Repository) -> Dataset:
         dataset = repo.get_dataset(dataset_id, lock=True)
-        if dataset is None:
+        if dataset is None or not scope.sees(dataset.project):
             raise NotFound(f"dataset {dataset_id} not found")
         if dataset.preprocessing != mode:
             repo.set_dataset_preprocessing(dataset_id, mode)
-            hand_over_dataset(repo, dataset_id, dataset.preprocessing, mode)
+            hand_over_dataset(repo, dataset, mode)
         return _with_count(repo, replace(dataset, preprocessing=mode))
 
     return store.write(work)
 
 
-def delete_dataset(store: Store, blob_store: BlobStore | None, dataset_id: str) -> Deletion:
+def delete_dataset(store: Store, blob_store: BlobStore | None, dataset_id: str,
+                   scope: Scope = EVERYWHERE) -> Deletion:
     """Deletes the dataset and its items, writes a DELETED event per file item, then deletes
     the binaries nothing references any more."""
     require_id(dataset_id, "dataset_id")
 
     def work(repo: Repository) -> Deletion:
-        if repo.get_dataset(dataset_id) is None:
+        dataset = repo.get_dataset(dataset_id)
+        if dataset is None or not scope.sees(dataset.project):
             raise NotFound(f"dataset {dataset_id} not found")
         doomed = repo.dataset_items(dataset_id)
         files = [item for item in doomed if item.type != ItemType.DIR]

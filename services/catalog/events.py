@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from corral.errors import InvalidArgument, OutOfRange
@@ -25,6 +26,7 @@ from services.catalog.records import (
     StartPosition,
 )
 from services.catalog.repository import Repository, Store
+from services.catalog.scope import EVERYWHERE, Scope
 from services.catalog.validation import require_id
 
 BATCH_SIZE = 256
@@ -55,18 +57,30 @@ def check_group_name(name: str, field: str = "consumer_group") -> str:
     return name
 
 
-def check_filter(event_filter: EventFilter) -> EventFilter:
+def check_filter(event_filter: EventFilter, scope: Scope = EVERYWHERE) -> EventFilter:
+    """The filter, limited to the caller's project."""
     if event_filter.dataset_id:
         require_id(event_filter.dataset_id, "dataset_id")
-    return event_filter
+    return replace(event_filter, project=scope.project)
+
+
+def require_filter_dataset(repo: Repository, event_filter: EventFilter, scope: Scope) -> None:
+    """A filter naming another project's dataset answers NOT_FOUND, like a missing one."""
+    if event_filter.dataset_id:
+        scope.require_dataset(repo, event_filter.dataset_id)
 
 
 def start_position(store: Store, consumer_group: str = "", start_cursor: str = "",
-                   where: StartPosition = StartPosition.EARLIEST) -> Position:
-    """After start_cursor, else after the group's committed cursor, else `where`."""
+                   where: StartPosition = StartPosition.EARLIEST,
+                   event_filter: EventFilter | None = None,
+                   scope: Scope = EVERYWHERE) -> Position:
+    """After start_cursor, else after the group's committed cursor, else `where`. Also checks
+    that the caller sees the filter's dataset."""
     if consumer_group:
-        check_group_name(consumer_group)
+        consumer_group = scope.group(check_group_name(consumer_group))
     with store.read() as repo:
+        if event_filter is not None:
+            require_filter_dataset(repo, event_filter, scope)
         if start_cursor:
             position = parse_cursor(start_cursor, "start_cursor")
             require_retained(repo, position, "start_cursor")
@@ -103,27 +117,30 @@ async def subscribe(store: Store, signal: CommitSignal, after: Position,
             await signal.wait(ticket, poll_seconds)
 
 
-def ack(consumer_group: str, cursor: str) -> Callable[[Repository], Position]:
+def ack(consumer_group: str, cursor: str,
+        scope: Scope = EVERYWHERE) -> Callable[[Repository], Position]:
     """The write that commits the group's cursor (created on first use); it never moves
     backwards."""
-    check_group_name(consumer_group)
+    name = scope.group(check_group_name(consumer_group))
     if not cursor:
         raise InvalidArgument("cursor is required")
     position = parse_cursor(cursor)
 
     def work(repo: Repository) -> Position:
+        # The whole stream's head: cursors are positions in the one stream of all projects.
         head = repo.head_position()
         if head is None or position > head:
             raise InvalidArgument(f"cursor {cursor} is ahead of the event stream")
-        return repo.commit_consumer_group(consumer_group, position, datetime.now(UTC))
+        return repo.commit_consumer_group(name, position, datetime.now(UTC))
 
     return work
 
 
-def consumer_group_state(store: Store, consumer_group: str) -> ConsumerGroupState:
-    check_group_name(consumer_group)
+def consumer_group_state(store: Store, consumer_group: str,
+                         scope: Scope = EVERYWHERE) -> ConsumerGroupState:
+    name = scope.group(check_group_name(consumer_group))
     with store.read() as repo:
-        return repo.consumer_group_state(consumer_group)
+        return replace(repo.consumer_group_state(name, scope.project), name=consumer_group)
 
 
 def require_retained(repo: Repository, position: Position, what: str) -> None:

@@ -27,6 +27,7 @@ from services.catalog.records import (
     Outcome,
 )
 from services.catalog.repository import Repository, Store
+from services.catalog.scope import EVERYWHERE, Scope
 from services.catalog.validation import (
     check_blob_key,
     check_description,
@@ -88,14 +89,16 @@ def _target(dataset_id: str, dir_path: str, name: str, duplicate_policy: Duplica
     dataset_id = require_id(dataset_id, f"{field_prefix}dataset_id")
     dir_path = normalize_dir(dir_path or "/", f"{field_prefix}dir")
     name = check_name(name, f"{field_prefix}name")
-    filename = check_filename_length(join(dir_path, name), f"{field_prefix}name")
+    filename = check_filename_length(join(dir_path, name),
+                                     f"{field_prefix}dir + {field_prefix}name")
     return _Target(dataset_id, dir_path, name, filename, duplicate_policy,
                    check_request_id(request_id))
 
 
-def _place(repo: Repository, target: _Target, content: Item) -> CreateItemResult:
+def _place(repo: Repository, target: _Target, content: Item, scope: Scope) -> CreateItemResult:
     """Puts `content` (an item whose id, place and times are filled in here) at `target`,
     applying the duplicate policy and request id, and writes its CREATED event."""
+    scope.require_dataset(repo, target.dataset_id)  # before a replay could answer
     if target.request_id is not None:
         earlier = repo.get_item_by_request(target.dataset_id, target.request_id)
         if earlier is not None:
@@ -154,15 +157,17 @@ def _content(new: NewItem) -> Item:
                    blob_key=check_blob_key(new.blob_key))
 
 
-def create_item(new: NewItem) -> Callable[[Repository], CreateItemResult]:
+def create_item(new: NewItem, scope: Scope = EVERYWHERE
+                ) -> Callable[[Repository], CreateItemResult]:
     """Validates `new` and returns the write that creates it (run by the group-commit writer);
     the caller deletes the result's released blobs after commit."""
     target = _target(new.dataset_id, new.dir, new.name, new.duplicate_policy, new.request_id)
     content = _content(new)
-    return lambda repo: _place(repo, target, content)
+    return lambda repo: _place(repo, target, content, scope)
 
 
-def clone_item(request: CloneRequest) -> Callable[[Repository], CreateItemResult]:
+def clone_item(request: CloneRequest, scope: Scope = EVERYWHERE
+               ) -> Callable[[Repository], CreateItemResult]:
     """The write that clones a file or link item: the clone shares the source's blob and
     thumbnail and copies its system metadata (so preprocessing has nothing to redo); it gets
     its own user metadata, a copy of the source's unless given."""
@@ -172,7 +177,7 @@ def clone_item(request: CloneRequest) -> Callable[[Repository], CreateItemResult
     request_id = check_request_id(request.request_id)
 
     def work(repo: Repository) -> CreateItemResult:
-        source = repo.get_item(request.item_id)
+        source = scope.visible(repo, repo.get_item(request.item_id))
         if source is None:
             raise NotFound(f"item {request.item_id} not found")
         if source.type == ItemType.DIR:
@@ -184,29 +189,31 @@ def clone_item(request: CloneRequest) -> Callable[[Repository], CreateItemResult
         system = {**source.metadata_system,
                   "clonedFrom": {"itemId": source.id, "datasetId": source.dataset_id}}
         user = source.metadata_user if request.user_metadata is None else request.user_metadata
-        return _place(repo, target, replace(source, metadata_system=system, metadata_user=user))
+        return _place(repo, target, replace(source, metadata_system=system, metadata_user=user),
+                      scope)
 
     return work
 
 
 def get_item(store: Store, item_id: str = "", dataset_id: str = "", filename: str = "",
-             request_id: str = "") -> Item:
+             request_id: str = "", scope: Scope = EVERYWHERE) -> Item:
     if item_id:
         if dataset_id or filename or request_id:
             raise InvalidArgument("set either item_id, or dataset_id and filename, not both")
         require_id(item_id, "item_id")
         with store.read(one_statement=True) as repo:
-            item = repo.get_item(item_id)
+            item = scope.visible(repo, repo.get_item(item_id))
         if item is None:
             raise NotFound(f"item {item_id} not found")
         return item
     if request_id:
-        return _get_item_by_request(store, dataset_id, request_id, filename)
+        return _get_item_by_request(store, dataset_id, request_id, filename, scope)
     if not dataset_id or not filename:
         raise InvalidArgument("set item_id, or both dataset_id and filename")
     require_id(dataset_id, "dataset_id")
     full = join(*split_filename(filename))
     with store.read() as repo:
+        scope.require_dataset(repo, dataset_id)
         item = repo.get_item_by_filename(dataset_id, full)
         if item is None:
             if not repo.dataset_exists(dataset_id):
@@ -215,13 +222,16 @@ def get_item(store: Store, item_id: str = "", dataset_id: str = "", filename: st
     return item
 
 
-def _get_item_by_request(store: Store, dataset_id: str, request_id: str, filename: str) -> Item:
+def _get_item_by_request(store: Store, dataset_id: str, request_id: str, filename: str,
+                         scope: Scope) -> Item:
     if filename:
         raise InvalidArgument("set either filename or request_id, not both")
     require_id(dataset_id, "dataset_id")
     request_id = check_request_id(request_id) or ""
     with store.read() as repo:
-        found = repo.get_item_by_request(dataset_id, request_id)
+        # Another project's dataset answers like a missing one: no such request.
+        found = repo.get_item_by_request(dataset_id, request_id) \
+            if scope.sees_dataset(repo, dataset_id) else None
     if found is None:
         raise NotFound(f"no item was created with request_id {request_id!r} "
                        f"in dataset {dataset_id}")
@@ -243,7 +253,7 @@ def _check_changes(changes: ItemChanges) -> None:
         check_json_object(changes.metadata_user, "item.metadata.user")
 
 
-def update_item(store: Store, changes: ItemChanges) -> Item:
+def update_item(store: Store, changes: ItemChanges, scope: Scope = EVERYWHERE) -> Item:
     """Applies the fields named in the mask; a new name or dir moves the item (folders cannot
     move yet). Writes an UPDATED event with the new state."""
     _check_changes(changes)
@@ -253,7 +263,7 @@ def update_item(store: Store, changes: ItemChanges) -> Item:
     metadata_mode = metadata.metadata_mode(paths)
 
     def work(repo: Repository) -> Item:
-        item = repo.get_item(changes.item_id, lock=True)
+        item = scope.visible(repo, repo.get_item(changes.item_id, lock=True))
         if item is None:
             raise NotFound(f"item {changes.item_id} not found")
         now = datetime.now(UTC)
@@ -263,7 +273,7 @@ def update_item(store: Store, changes: ItemChanges) -> Item:
             if item.type == ItemType.DIR:
                 raise FailedPrecondition(
                     f"{item.filename} is a folder: moving folders is not supported yet")
-            check_filename_length(filename, "item.name")
+            check_filename_length(filename, "item.dir + item.name")
             if _ensure_folders(repo, item.dataset_id, dir_path, filename, now) is not None:
                 raise AlreadyExists(
                     f"an item already exists at {filename} in dataset {item.dataset_id}")
@@ -280,13 +290,14 @@ def update_item(store: Store, changes: ItemChanges) -> Item:
     return store.write(work)
 
 
-def delete_item(store: Store, blob_store: BlobStore | None, item_id: str) -> Deletion:
+def delete_item(store: Store, blob_store: BlobStore | None, item_id: str,
+                scope: Scope = EVERYWHERE) -> Deletion:
     """Deletes an item, or a folder with everything below it; DELETED events for file items;
     then the binaries nothing references any more."""
     require_id(item_id, "item_id")
 
     def work(repo: Repository) -> Deletion:
-        item = repo.get_item(item_id, lock=True)
+        item = scope.visible(repo, repo.get_item(item_id, lock=True))
         if item is None:
             raise NotFound(f"item {item_id} not found")
         doomed = repo.subtree(item.dataset_id, item.filename) if item.type == ItemType.DIR \
@@ -301,7 +312,8 @@ def delete_item(store: Store, blob_store: BlobStore | None, item_id: str) -> Del
     return deletion
 
 
-def update_system_metadata(item_id: str, system: dict[str, Any], expected_blob_key: str = ""
+def update_system_metadata(item_id: str, system: dict[str, Any], expected_blob_key: str = "",
+                           scope: Scope = EVERYWHERE
                            ) -> Callable[[Repository], tuple[Item, list[str]]]:
     """The write that merges top-level keys into metadata.system; it returns the item and the
     replaced thumbnail's blob, which the caller deletes after commit. Writes no event on
@@ -311,7 +323,7 @@ def update_system_metadata(item_id: str, system: dict[str, Any], expected_blob_k
     check_json_object(system, "system")
 
     def work(repo: Repository) -> tuple[Item, list[str]]:
-        item = repo.get_item(item_id, lock=True)
+        item = scope.visible(repo, repo.get_item(item_id, lock=True))
         if item is None:
             raise NotFound(f"item {item_id} not found")
         if expected_blob_key and item.content_key != expected_blob_key:

@@ -16,6 +16,8 @@ from services.catalog.records import Event, Position
 from services.catalog.repository import Repository
 
 _EVENT_COLUMNS = "seq, txid, type, item_id, dataset_id, payload, create_time"
+_GROUP_COLUMNS = ("name, event_types, dataset_id, frontier_txid, frontier_seq, dataset_modes, "
+                  "project")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class LeasedGroup:
     # Comma-separated dataset preprocessing modes ("" = every dataset); None for a group
     # created before they existed (its next subscriber sets them).
     dataset_modes: str | None = ""
+    # Events of this project only ("" = every project).
+    project: str = ""
 
     @property
     def modes(self) -> frozenset[str]:
@@ -37,6 +41,10 @@ class LeasedGroup:
 class Claim:
     position: Position
     attempts: int
+
+
+def _group(row: Sequence[Any]) -> LeasedGroup:
+    return LeasedGroup(row[0], row[1], row[2], Position(row[3], row[4]), row[5], row[6])
 
 
 def _in_list(prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
@@ -56,34 +64,26 @@ class LeaseRepository:
     def get_group(self, name: str, lock: bool = False) -> LeasedGroup | None:
         """`lock` (PostgreSQL): None as well while another transaction holds the row."""
         row = self._raw.one(
-            "SELECT name, event_types, dataset_id, frontier_txid, frontier_seq, dataset_modes "
-            "FROM leased_groups WHERE name = :name" + (self._skip_locked() if lock else ""),
-            {"name": name})
-        if row is None:
-            return None
-        return LeasedGroup(row[0], row[1], row[2], Position(row[3], row[4]), row[5])
+            f"SELECT {_GROUP_COLUMNS} FROM leased_groups WHERE name = :name"
+            + (self._skip_locked() if lock else ""), {"name": name})
+        return _group(row) if row is not None else None
 
     def lock_group(self, name: str) -> LeasedGroup | None:
         """The group, its row locked until commit (PostgreSQL; waiting, not skipping), so
         transactions computing its low-watermark on different replicas run one after the
         other and each sees what the one before it acknowledged."""
         row = self._raw.one(
-            "SELECT name, event_types, dataset_id, frontier_txid, frontier_seq, dataset_modes "
-            "FROM leased_groups WHERE name = :name" + (" FOR UPDATE" if self._pg else ""),
-            {"name": name})
-        if row is None:
-            return None
-        return LeasedGroup(row[0], row[1], row[2], Position(row[3], row[4]), row[5])
+            f"SELECT {_GROUP_COLUMNS} FROM leased_groups WHERE name = :name"
+            + (" FOR UPDATE" if self._pg else ""), {"name": name})
+        return _group(row) if row is not None else None
 
     def groups_filtering_modes(self) -> list[LeasedGroup]:
         """Groups that filter by dataset preprocessing mode, each row locked until commit
         (PostgreSQL; waiting, not skipping) so no frontier moves while a mode changes."""
         rows = self._raw.all(
-            "SELECT name, event_types, dataset_id, frontier_txid, frontier_seq, dataset_modes "
-            "FROM leased_groups WHERE dataset_modes IS NOT NULL AND dataset_modes <> '' "
-            "ORDER BY name" + (" FOR UPDATE" if self._pg else ""))
-        return [LeasedGroup(row[0], row[1], row[2], Position(row[3], row[4]), row[5])
-                for row in rows]
+            f"SELECT {_GROUP_COLUMNS} FROM leased_groups WHERE dataset_modes IS NOT NULL AND "
+            "dataset_modes <> '' ORDER BY name" + (" FOR UPDATE" if self._pg else ""))
+        return [_group(row) for row in rows]
 
     def set_group_modes(self, name: str, dataset_modes: str) -> None:
         self._raw.run("UPDATE leased_groups SET dataset_modes = :modes WHERE name = :name",
@@ -93,11 +93,12 @@ class LeaseRepository:
         """Does nothing if a concurrent subscriber created it first."""
         self._raw.run(
             "INSERT INTO leased_groups (name, event_types, dataset_id, dataset_modes, "
-            "frontier_txid, frontier_seq, create_time) VALUES (:name, :types, :dataset_id, "
-            ":modes, :txid, :seq, :now) ON CONFLICT (name) DO NOTHING",
+            "frontier_txid, frontier_seq, create_time, project) VALUES (:name, :types, "
+            ":dataset_id, :modes, :txid, :seq, :now, :project) ON CONFLICT (name) DO NOTHING",
             {"name": group.name, "types": group.event_types, "dataset_id": group.dataset_id,
              "modes": group.dataset_modes or "", "txid": group.frontier.txid,
-             "seq": group.frontier.seq, "now": self._raw.driver.time_in(now)})
+             "seq": group.frontier.seq, "now": self._raw.driver.time_in(now),
+             "project": group.project})
 
     def advance_frontier(self, name: str, position: Position) -> None:
         self._raw.run(
@@ -107,13 +108,16 @@ class LeaseRepository:
 
     # -- events and lease rows --------------------------------------------------------------
 
-    def scan_after(self, position: Position, limit: int) -> list[tuple[Position, str, str]]:
-        """(position, type, dataset id) of the next deliverable events, in stream order."""
+    def scan_after(self, position: Position,
+                   limit: int) -> list[tuple[Position, str, str, str]]:
+        """(position, type, dataset id, project) of the next deliverable events, in stream
+        order."""
         where, params = self._repo.deliverable_after(position)
         order = "txid, seq" if self._pg else "seq"
-        rows = self._raw.all(f"SELECT txid, seq, type, dataset_id FROM events WHERE {where} "
-                             f"ORDER BY {order} LIMIT :limit", {**params, "limit": limit})
-        return [(Position(row[0], row[1]), row[2], row[3]) for row in rows]
+        rows = self._raw.all(f"SELECT txid, seq, type, dataset_id, project FROM events "
+                             f"WHERE {where} ORDER BY {order} LIMIT :limit",
+                             {**params, "limit": limit})
+        return [(Position(row[0], row[1]), row[2], row[3], row[4]) for row in rows]
 
     def add_pending(self, name: str, positions: Sequence[Position]) -> None:
         self._raw.many(

@@ -27,6 +27,7 @@ from services.catalog.lease_repository import LeasedGroup, LeaseRepository
 from services.catalog.notify import CommitSignal
 from services.catalog.records import (
     ConsumerGroupState,
+    Dataset,
     Event,
     EventFilter,
     Position,
@@ -34,6 +35,7 @@ from services.catalog.records import (
     StartPosition,
 )
 from services.catalog.repository import Repository, Store
+from services.catalog.scope import EVERYWHERE, Scope
 
 T = TypeVar("T")
 
@@ -47,7 +49,7 @@ MAX_SCANS_PER_CLAIM = 16
 
 @dataclass(frozen=True)
 class LeaseRequest:
-    consumer_group: str
+    consumer_group: str  # as stored (scope.Scope.group)
     subscriber_id: str
     lease_seconds: int
     max_in_flight: int
@@ -69,7 +71,7 @@ def now_ms() -> int:
 
 def lease_request(consumer_group: str, subscriber_id: str, lease_seconds: int,
                   max_in_flight: int, event_filter: EventFilter,
-                  start_cursor: str = "") -> LeaseRequest:
+                  start_cursor: str = "", scope: Scope = EVERYWHERE) -> LeaseRequest:
     events.check_group_name(consumer_group)
     if start_cursor:
         raise InvalidArgument("start_cursor cannot be combined with lease_seconds: a leased "
@@ -79,8 +81,9 @@ def lease_request(consumer_group: str, subscriber_id: str, lease_seconds: int,
         raise InvalidArgument(f"max_in_flight must be between 0 and {MAX_IN_FLIGHT_LIMIT}")
     if subscriber_id:
         events.check_group_name(subscriber_id, "subscriber_id")
-    return LeaseRequest(consumer_group, subscriber_id or uuid.uuid4().hex, lease_seconds,
-                        max_in_flight or DEFAULT_MAX_IN_FLIGHT, events.check_filter(event_filter))
+    return LeaseRequest(scope.group(consumer_group), subscriber_id or uuid.uuid4().hex,
+                        lease_seconds, max_in_flight or DEFAULT_MAX_IN_FLIGHT,
+                        events.check_filter(event_filter, scope))
 
 
 def _check_lease_seconds(lease_seconds: int, minimum: int) -> None:
@@ -94,9 +97,10 @@ def _filter_columns(event_filter: EventFilter) -> tuple[str, str, str]:
             ",".join(sorted(str(mode) for mode in event_filter.dataset_modes)))
 
 
-def _matches(group: LeasedGroup, kind: str, dataset_id: str) -> bool:
+def _matches(group: LeasedGroup, kind: str, dataset_id: str, project: str) -> bool:
     return ((not group.event_types or kind in group.event_types.split(","))
-            and (not group.dataset_id or dataset_id == group.dataset_id))
+            and (not group.dataset_id or dataset_id == group.dataset_id)
+            and (not group.project or project == group.project))
 
 
 def _outside_modes(repo: Repository, modes: frozenset[str], dataset_ids: list[str]) -> set[str]:
@@ -114,13 +118,18 @@ def write_quietly(store: Store, work: Callable[[Repository], T]) -> T:
     return store.db.write(lambda conn: work(Repository(conn, store.db)))
 
 
-def join(request: LeaseRequest, where: StartPosition) -> Callable[[Repository], None]:
+def join(request: LeaseRequest, where: StartPosition,
+         scope: Scope = EVERYWHERE) -> Callable[[Repository], None]:
     """Creates the leased group on its first subscriber: it starts after the group's committed
-    cursor, else at `where`. Later subscribers must ask for the same filter."""
+    cursor, else at `where`. Later subscribers must ask for the same filter; the group's
+    project is the first subscriber's (a subscriber of every project may join any group, one
+    of a project only that project's groups)."""
     name = request.consumer_group
     wanted = _filter_columns(request.event_filter)
+    project = request.event_filter.project
 
     def work(repo: Repository) -> None:
+        events.require_filter_dataset(repo, request.event_filter, scope)
         leases = LeaseRepository(repo)
         group = leases.get_group(name)
         if group is None:
@@ -132,8 +141,8 @@ def join(request: LeaseRequest, where: StartPosition) -> Callable[[Repository], 
             else:
                 start = leases.trimmed_through() or events.ORIGIN
             types, dataset_id, modes = wanted
-            leases.insert_group(LeasedGroup(name, types, dataset_id, start, modes),
-                                datetime.now(UTC))
+            leases.insert_group(LeasedGroup(name, types, dataset_id, start, modes,
+                                            project or ""), datetime.now(UTC))
             group = leases.get_group(name)
             assert group is not None
         if group.dataset_modes is None:  # created before dataset modes existed
@@ -141,9 +150,16 @@ def join(request: LeaseRequest, where: StartPosition) -> Callable[[Repository], 
             group = replace(group, dataset_modes=wanted[2])
         if (group.event_types, group.dataset_id, group.dataset_modes) != wanted:
             raise FailedPrecondition(
-                f"consumer group {name!r} leases event_types [{group.event_types}] of dataset_id "
-                f"{group.dataset_id!r} and dataset_preprocessing [{group.dataset_modes}]: every "
-                "subscriber of the group must ask for the same")
+                f"consumer group {scope.shown_group(name)!r} leases event_types "
+                f"[{group.event_types}] of dataset_id {group.dataset_id!r} and "
+                f"dataset_preprocessing [{group.dataset_modes}]: every subscriber of the group "
+                "must ask for the same")
+        if project is not None and group.project != project:
+            # Only instance-wide callers can name a group of another project (or of all).
+            raise FailedPrecondition(
+                f"consumer group {scope.shown_group(name)!r} leases the events of "
+                + (f"project {group.project!r}" if group.project else "every project")
+                + f", not of project {project!r}")
 
     return work
 
@@ -200,8 +216,8 @@ def _extend_frontier(repo: Repository, leases: LeaseRepository, name: str) -> bo
         scanned = leases.scan_after(frontier, SCAN_BATCH)
         if not scanned:
             break
-        matching = [(position, dataset_id) for position, kind, dataset_id in scanned
-                    if _matches(group, kind, dataset_id)]
+        matching = [(position, dataset_id) for position, kind, dataset_id, project in scanned
+                    if _matches(group, kind, dataset_id, project)]
         outside = _outside_modes(repo, group.modes, [dataset_id for _, dataset_id in matching])
         wanted = [position for position, dataset_id in matching if dataset_id not in outside]
         frontier = scanned[-1][0]
@@ -230,36 +246,39 @@ def _commit_watermark(repo: Repository, leases: LeaseRepository, group: LeasedGr
     return repo.get_consumer_group(group.name) or events.ORIGIN
 
 
-def hand_over_dataset(repo: Repository, dataset_id: str, old: PreprocessingMode,
-                      new: PreprocessingMode) -> int:
-    """Part of a dataset's mode change, in its transaction: the leased groups that gain the
-    dataset (their mode filter takes `new`, not `old`) get the events of it that the groups
-    losing it have not acknowledged. The losing groups skip those when they come to claim them
-    (see claim); events they already leased finish there. Returns the rows handed over."""
+def hand_over_dataset(repo: Repository, dataset: Dataset, new: PreprocessingMode) -> int:
+    """Part of a dataset's mode change (from dataset.preprocessing to `new`), in its
+    transaction: the leased groups that gain the dataset (their mode filter takes `new`, not
+    the old mode) get the events of it that the groups losing it have not acknowledged. The
+    losing groups skip those when they come to claim them (see claim); events they already
+    leased finish there. Groups of other projects are never involved. Returns the rows handed
+    over."""
+    dataset_id, old = dataset.id, dataset.preprocessing
     leases = LeaseRepository(repo)
-    groups = [g for g in leases.groups_filtering_modes() if g.dataset_id in ("", dataset_id)]
+    groups = [g for g in leases.groups_filtering_modes() if g.dataset_id in ("", dataset_id)
+              and g.project in ("", dataset.project)]
     gaining = [g for g in groups if str(new) in g.modes and str(old) not in g.modes]
     losing = [g for g in groups if str(old) in g.modes and str(new) not in g.modes]
     return sum(leases.hand_over(source, target, dataset_id)
                for target in gaining for source in losing)
 
 
-def ack(consumer_group: str, cursor: str,
-        event_cursors: Sequence[str]) -> Callable[[Repository], Position]:
+def ack(consumer_group: str, cursor: str, event_cursors: Sequence[str],
+        scope: Scope = EVERYWHERE) -> Callable[[Repository], Position]:
     """AckEvents. A leased group: `event_cursors` are done one by one, `cursor` everything up
     to it (also events not delivered yet). Any other group: only `cursor`, which is committed.
     Returns the group's committed cursor. Acknowledging an event twice, or one whose lease
     moved to another subscriber, is harmless."""
-    events.check_group_name(consumer_group)
+    name = scope.group(events.check_group_name(consumer_group))
     positions = [events.parse_cursor(text, "event_cursors") for text in event_cursors]
     through = events.parse_cursor(cursor) if cursor else None
     if through is None and not positions:
         raise InvalidArgument("cursor or event_cursors is required")
-    plain_ack = events.ack(consumer_group, cursor) if cursor else None
+    plain_ack = events.ack(consumer_group, cursor, scope) if cursor else None
 
     def work(repo: Repository) -> Position:
         leases = LeaseRepository(repo)
-        group = leases.get_group(consumer_group)
+        group = leases.get_group(name)
         if group is None:
             if positions or plain_ack is None:
                 raise FailedPrecondition(
@@ -271,19 +290,20 @@ def ack(consumer_group: str, cursor: str,
             head = repo.head_position()
             if head is None or through > head:
                 raise InvalidArgument(f"cursor {cursor} is ahead of the event stream")
-            leases.delete_leases_through(consumer_group, through)
-            leases.advance_frontier(consumer_group, through)
+            leases.delete_leases_through(name, through)
+            leases.advance_frontier(name, through)
             frontier = max(frontier, through)
-        leases.delete_leases(consumer_group, [position.seq for position in positions])
+        leases.delete_leases(name, [position.seq for position in positions])
         return _commit_watermark(repo, leases, group, frontier)
 
     return work
 
 
 def extend(consumer_group: str, subscriber_id: str, event_cursors: Sequence[str],
-           lease_seconds: int) -> Callable[[Repository], tuple[list[Position], int]]:
+           lease_seconds: int, scope: Scope = EVERYWHERE
+           ) -> Callable[[Repository], tuple[list[Position], int]]:
     """ExtendEventLeases: (the events still held and now extended, their new expiry in ms)."""
-    events.check_group_name(consumer_group)
+    name = scope.group(events.check_group_name(consumer_group))
     events.check_group_name(subscriber_id, "subscriber_id")
     if not event_cursors:
         raise InvalidArgument("event_cursors is required")
@@ -294,18 +314,18 @@ def extend(consumer_group: str, subscriber_id: str, event_cursors: Sequence[str]
     def work(repo: Repository) -> tuple[list[Position], int]:
         now = now_ms()
         expire = now + lease_seconds * 1000 if lease_seconds else 0
-        held = LeaseRepository(repo).extend(consumer_group, subscriber_id, list(by_seq), now,
-                                            expire)
+        held = LeaseRepository(repo).extend(name, subscriber_id, list(by_seq), now, expire)
         return sorted(by_seq[seq] for seq in held if seq in by_seq), expire
 
     return work
 
 
 async def subscribe(store: Store, signal: CommitSignal, request: LeaseRequest,
-                    where: StartPosition, poll_seconds: float) -> AsyncIterator[LeasedEvent]:
+                    where: StartPosition, poll_seconds: float,
+                    scope: Scope = EVERYWHERE) -> AsyncIterator[LeasedEvent]:
     """Events leased to this subscriber, until cancelled or the signal is closed. Events sent
     on a stream that then broke stay leased until they expire."""
-    await asyncio.to_thread(write_quietly, store, join(request, where))
+    await asyncio.to_thread(write_quietly, store, join(request, where, scope))
     claim_work = claim(request)
     while not signal.closed:
         ticket = signal.ticket()
@@ -317,9 +337,12 @@ async def subscribe(store: Store, signal: CommitSignal, request: LeaseRequest,
             await signal.wait(ticket, poll_seconds)
 
 
-def consumer_group_state(store: Store, consumer_group: str) -> tuple[ConsumerGroupState, int]:
-    """The group's cursors and lag, and how many of its events are leased right now."""
-    events.check_group_name(consumer_group)
+def consumer_group_state(store: Store, consumer_group: str, scope: Scope = EVERYWHERE
+                         ) -> tuple[ConsumerGroupState, int]:
+    """The group's cursors and lag, and how many of its events are leased right now. For a
+    caller of one project, the head and the lag count that project's events only."""
+    name = scope.group(events.check_group_name(consumer_group))
     with store.read() as repo:
-        return (repo.consumer_group_state(consumer_group),
-                LeaseRepository(repo).leased_count(consumer_group, now_ms()))
+        state = repo.consumer_group_state(name, scope.project)
+        return (replace(state, name=consumer_group),
+                LeaseRepository(repo).leased_count(name, now_ms()))

@@ -119,12 +119,21 @@ class EventRow(Base):
     dataset_id: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
     create_time: Mapped[datetime] = mapped_column(Timestamp)
+    # Revision 0008: the project of the event's dataset when it was written, so a project's
+    # subscribers get only its events, those of deleted datasets included. Indexed with the
+    # stream order in the migration only: (project, txid, seq) on PostgreSQL, (project, seq)
+    # on SQLite.
+    project: Mapped[str] = mapped_column(String(128), server_default="default")
+
+
+# Consumer group names: "<project>/<name>" for project-bound keys (scope.py), so 128 + 1 + 128.
+GroupName = String(320)
 
 
 class ConsumerGroupRow(Base):
     __tablename__ = "consumer_groups"
 
-    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(GroupName, primary_key=True)
     committed_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     committed_txid: Mapped[int] = mapped_column(BigInteger, server_default="0")
     update_time: Mapped[datetime] = mapped_column(Timestamp)
@@ -140,7 +149,7 @@ class LeasedGroupRow(Base):
     """A consumer group whose subscribers share its events through leases (see leases.py)."""
     __tablename__ = "leased_groups"
 
-    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(GroupName, primary_key=True)
     # The group's filter: comma-separated event types ("" = all) and dataset ("" = all).
     event_types: Mapped[str] = mapped_column(String(64), server_default="")
     dataset_id: Mapped[str] = mapped_column(String(32), server_default="")
@@ -151,6 +160,8 @@ class LeasedGroupRow(Base):
     frontier_txid: Mapped[int] = mapped_column(BigInteger, server_default="0")
     frontier_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     create_time: Mapped[datetime] = mapped_column(Timestamp)
+    # Revision 0008: events of this project only ("" = every project).
+    project: Mapped[str] = mapped_column(String(128), server_default="")
 
 
 class EventLeaseRow(Base):
@@ -162,7 +173,7 @@ class EventLeaseRow(Base):
         Index("ix_event_leases_group_owner", "group_name", "owner"),
     )
 
-    group_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    group_name: Mapped[str] = mapped_column(GroupName, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     txid: Mapped[int] = mapped_column(BigInteger, server_default="0")
     owner: Mapped[str] = mapped_column(String(128), server_default="")
@@ -187,7 +198,7 @@ event_retention = EventRetentionRow.__table__
 
 
 class TriggerRow(Base):
-    """A trigger (see triggers.py); its consumer group is "trigger:<name>"."""
+    """A trigger (see triggers.py); its consumer group is "<project>/trigger:<name>"."""
     __tablename__ = "triggers"
     __table_args__ = (Index("ix_triggers_project_name", "project", "name", unique=True),)
 
@@ -218,3 +229,30 @@ class TriggerRunRow(Base):
 
 triggers = TriggerRow.__table__
 trigger_runs = TriggerRunRow.__table__
+
+
+class ProjectRow(Base):
+    """A project owns datasets and triggers; API keys are bound to one (or to all)."""
+    __tablename__ = "projects"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class ApiKeyRow(Base):
+    """An API key: only the SHA-256 of its secret is kept. `project` NULL = every project."""
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_project", "project"),)
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    project: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    role: Mapped[str] = mapped_column(String(16))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    create_time: Mapped[datetime] = mapped_column(Timestamp)
+    revoke_time: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+projects = ProjectRow.__table__
+api_keys = ApiKeyRow.__table__

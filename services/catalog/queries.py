@@ -23,6 +23,7 @@ from services.catalog.metadata import MERGE, REPLACE, metadata_mode, refuse_syst
 from services.catalog.metadata import updated_user_metadata as new_user_metadata
 from services.catalog.records import EventType, Item, ItemQuery, ItemType, Page
 from services.catalog.repository import Repository, Store
+from services.catalog.scope import EVERYWHERE, Scope
 from services.catalog.validation import BAD_TOKEN, check_json_object, page_size, require_id
 
 # Items read, changed and evented per round of a bulk update (memory stays bounded).
@@ -32,7 +33,7 @@ UPDATE_BATCH = 1000
 def list_items(store: Store, dataset_id: str, dir_path: str = "/", recursive: bool = False,
                requested_page_size: int = 0, page_token: str = "",
                item_filter: Filter | None = None, order: list[tuple[str, bool]] | None = None,
-               include_total_size: bool = False) -> Page[Item]:
+               include_total_size: bool = False, scope: Scope = EVERYWHERE) -> Page[Item]:
     require_id(dataset_id, "dataset_id")
     query = ItemQuery(dataset_id=dataset_id, dir=normalize_dir(dir_path or "/"),
                       recursive=recursive, filter=check_filter(item_filter),
@@ -40,6 +41,7 @@ def list_items(store: Store, dataset_id: str, dir_path: str = "/", recursive: bo
     digest = _digest(query)
     query = replace(query, after=_decode_token(page_token, digest))
     with store.read() as repo:
+        scope.require_dataset(repo, dataset_id)
         _check_folder(repo, dataset_id, query.dir)
         found, last_key = repo.query_items(query)
         total = repo.count_items(query) if include_total_size else None
@@ -85,7 +87,8 @@ def _decode_token(token: str, digest: str) -> tuple[Any, ...] | None:
 
 
 def update_matching_items(store: Store, dataset_id: str, item_filter: Filter | None,
-                          user_metadata: dict[str, Any], mask_paths: list[str]) -> int:
+                          user_metadata: dict[str, Any], mask_paths: list[str],
+                          scope: Scope = EVERYWHERE) -> int:
     """Replaces or merge-patches metadata.user of every item of the dataset that matches, in
     one transaction, with one UPDATED event per item (rows and events written in batches).
     Returns how many items were updated."""
@@ -102,6 +105,7 @@ def update_matching_items(store: Store, dataset_id: str, item_filter: Filter | N
     check_json_object(user_metadata, "user_metadata")
 
     def work(repo: Repository) -> int:
+        scope.require_dataset(repo, dataset_id)
         if not repo.dataset_exists(dataset_id, lock=True):
             raise NotFound(f"dataset {dataset_id} not found")
         return _update_batches(repo, dataset_id, checked, user_metadata, mode)

@@ -185,6 +185,9 @@ class EventFilter:
     dataset_id: str = ""
     # Leased groups only: events of datasets in one of these preprocessing modes (empty: all).
     dataset_modes: frozenset[PreprocessingMode] = frozenset()
+    # Events of this project's datasets only (None: of every project); set from the caller's
+    # scope, never from the request.
+    project: str | None = None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from services.catalog.db import Database
 from services.catalog.driver import Raw
 from services.catalog.filter_sql import SortColumn, SqlBuilder, order_by_sql
 from services.catalog.filters import Checked
-from services.catalog.models import datasets, items
+from services.catalog.models import datasets, items, projects
 from services.catalog.records import (
     ConsumerGroupState,
     Dataset,
@@ -130,6 +130,14 @@ class Repository:
             datasets.c.project == project, datasets.c.request_id == request_id)).first()
         return _dataset(row) if row else None
 
+    def dataset_project(self, dataset_id: str) -> str | None:
+        row = self._raw.one("SELECT project FROM datasets WHERE id = :id", {"id": dataset_id})
+        return row[0] if row else None
+
+    def project_exists(self, name: str) -> bool:
+        return self._conn.execute(select(projects.c.name).where(projects.c.name == name)) \
+            .first() is not None
+
     def dataset_exists(self, dataset_id: str, lock: bool = False) -> bool:
         """`lock`: keep a concurrent DeleteDataset (PostgreSQL) waiting until this commits."""
         sql = "SELECT 1 FROM datasets WHERE id = :id" + self._lock(" FOR KEY SHARE", lock)
@@ -153,11 +161,19 @@ class Repository:
                                   .where(datasets.c.id.in_(sorted(set(dataset_ids))))).all()
         return {dataset_id: PreprocessingMode(mode) for dataset_id, mode in rows}
 
-    def list_datasets(self, project: str, after_name: str | None, limit: int) -> list[Dataset]:
-        query = select(datasets).where(datasets.c.project == project)
-        if after_name is not None:
-            query = query.where(datasets.c.name > after_name)
-        rows = self._conn.execute(query.order_by(datasets.c.name).limit(limit)).all()
+    def list_datasets(self, project: str | None, after: tuple[str, str] | None,
+                      limit: int) -> list[Dataset]:
+        """Datasets of `project` (None: of every project) after (project, name) `after`, in
+        that order."""
+        query = select(datasets)
+        if project is not None:
+            query = query.where(datasets.c.project == project)
+        if after is not None:
+            after_project, after_name = after
+            query = query.where((datasets.c.project > after_project) | (
+                (datasets.c.project == after_project) & (datasets.c.name > after_name)))
+        rows = self._conn.execute(
+            query.order_by(datasets.c.project, datasets.c.name).limit(limit)).all()
         return [_dataset(row) for row in rows]
 
     def item_counts(self, dataset_ids: Sequence[str]) -> dict[str, int]:
@@ -227,11 +243,15 @@ class Repository:
                        "create_time": stamp}
                       for row, payload in zip(rows, payloads, strict=True)]
         if self._pg:  # COPY: one stream instead of a statement per row
+            projects_of = {d: self.dataset_project(d) or ""
+                           for d in {row["dataset_id"] for row in rows}}
             self._raw.copy("items", item_rows)
-            self._raw.copy("events", event_rows)
+            self._raw.copy("events", [{**row, "project": projects_of[row["dataset_id"]]}
+                                      for row in event_rows])
             return
         self._raw.many(_INSERT_ITEM, item_rows)
-        self._raw.many(_INSERT_EVENT, event_rows)
+        self._raw.many(_INSERT_EVENT, [{**row, "of_dataset": row["dataset_id"]}
+                                       for row in event_rows])
 
     def insert_item(self, item: Item, request_id: str | None, outcome: Outcome | None) -> None:
         self._raw.run(_INSERT_ITEM, {**_raw_item_values(item, self._raw),
@@ -399,6 +419,7 @@ class Repository:
         self._raw.many(
             _INSERT_EVENT,
             [{"type": str(kind), "item_id": item.id, "dataset_id": item.dataset_id,
+              "of_dataset": item.dataset_id,
               "payload": driver.json_in(item.to_payload()), "create_time": created}
              for kind, item in entries])
 
@@ -426,6 +447,9 @@ class Repository:
         if event_filter.dataset_id:
             where += " AND dataset_id = :dataset_id"
             params["dataset_id"] = event_filter.dataset_id
+        if event_filter.project is not None:
+            where += " AND project = :project"
+            params["project"] = event_filter.project
         rows = self._raw.all(
             "SELECT seq, txid, type, item_id, dataset_id, payload, create_time FROM events "
             f"WHERE {where} ORDER BY {self._stream_order()} LIMIT :limit",
@@ -437,15 +461,21 @@ class Repository:
         order = "txid DESC, seq DESC" if descending else "txid, seq"
         return order if self._pg else order.split(", ")[-1]
 
-    def head_position(self) -> Position | None:
-        """The newest deliverable event's position."""
-        where = f"WHERE txid < {_PG_XMIN} " if self._pg else ""
+    def head_position(self, project: str | None = None) -> Position | None:
+        """The newest deliverable event's position (of `project`'s events; None: of all)."""
+        terms = [f"txid < {_PG_XMIN}"] if self._pg else []
+        if project is not None:
+            terms.append("project = :project")
+        where = f"WHERE {' AND '.join(terms)} " if terms else ""
         row = self._raw.one(f"SELECT txid, seq FROM events {where}"
-                            f"ORDER BY {self._stream_order(descending=True)} LIMIT 1")
+                            f"ORDER BY {self._stream_order(descending=True)} LIMIT 1",
+                            {"project": project} if project is not None else None)
         return Position(row[0], row[1]) if row else None
 
-    def count_events_after(self, position: Position) -> int:
+    def count_events_after(self, position: Position, project: str | None = None) -> int:
         where, params = self._where_after(position)
+        if project is not None:
+            where, params = where + " AND project = :project", {**params, "project": project}
         row = self._raw.one(f"SELECT count(*) FROM events WHERE {where}", params)
         assert row is not None
         return row[0]
@@ -469,11 +499,12 @@ class Repository:
         committed = self.get_consumer_group(name)
         return committed or position
 
-    def consumer_group_state(self, name: str) -> ConsumerGroupState:
+    def consumer_group_state(self, name: str, project: str | None = None) -> ConsumerGroupState:
+        """The group's cursors; head and lag count `project`'s events only (None: all)."""
         self.snapshot()
         committed = self.get_consumer_group(name)
-        head = self.head_position()
-        pending = self.count_events_after(committed or Position(0, 0))
+        head = self.head_position(project)
+        pending = self.count_events_after(committed or Position(0, 0), project)
         return ConsumerGroupState(name=name, committed=committed, head=head,
                                   pending_events=pending)
 
@@ -513,8 +544,12 @@ _INSERT_ITEM = (f"INSERT INTO items ({_ITEM_COLUMNS}, thumbnail_key, request_id,
                 "request_outcome) VALUES ("
                 + ", ".join(f":{c}" for c in _ITEM_COLUMNS.split(", "))
                 + ", :thumbnail_key, :request_id, :request_outcome)")
-_INSERT_EVENT = ("INSERT INTO events (type, item_id, dataset_id, payload, create_time) "
-                 "VALUES (:type, :item_id, :dataset_id, :payload, :create_time)")
+# The event takes its dataset's project (read in the writing transaction, so it is the one
+# the dataset has; '' only if the dataset were gone, which only instance-wide callers see).
+# The dataset id is bound twice: PostgreSQL deduces one parameter's type once per statement.
+_INSERT_EVENT = ("INSERT INTO events (type, item_id, dataset_id, payload, create_time, project) "
+                 "VALUES (:type, :item_id, :dataset_id, :payload, :create_time, "
+                 "COALESCE((SELECT project FROM datasets WHERE id = :of_dataset), ''))")
 _ADVANCE_GROUP = ("UPDATE consumer_groups SET committed_txid = :txid, committed_seq = :seq, "
                   "update_time = :now WHERE name = :name "
                   "AND (committed_txid, committed_seq) < (:txid, :seq)")

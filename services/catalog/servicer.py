@@ -1,6 +1,7 @@
 """CatalogService over gRPC: request -> convert -> domain call (in a worker thread, or for the
 hot writes on the group-commit writer) -> response.
-No rules live here; domain errors become statuses in services.common's ErrorInterceptor."""
+No rules live here; domain errors become statuses in services.common's ErrorInterceptor.
+Every domain call gets the caller's Scope (scope.py): the project it may see."""
 
 from __future__ import annotations
 
@@ -24,15 +25,21 @@ from services.catalog import (
     items,
     leases,
     queries,
+    scope,
     trigger_convert,
     triggers,
 )
 from services.catalog.notify import CommitSignal
-from services.catalog.records import EventFilter
 from services.catalog.repository import Store
 from services.catalog.writer import BatchWriter
+from services.common.auth import Need, caller
 
 SERVICE_NAME = api.DESCRIPTOR.services_by_name["CatalogService"].full_name
+_READS = ("GetDataset", "ListDatasets", "GetItem", "ListItems", "Subscribe", "AckEvents",
+          "GetConsumerGroup", "ExtendEventLeases", "GetTrigger", "ListTriggers")
+# Everything else changes data and needs the writer role (AuthInterceptor: unlisted = admin).
+NEEDS = {f"/{SERVICE_NAME}/{method.name}": Need.READ if method.name in _READS else Need.WRITE
+         for method in api.DESCRIPTOR.services_by_name["CatalogService"].methods}
 
 
 class CatalogServicer(api_grpc.CatalogServiceServicer):
@@ -40,6 +47,12 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
                  signal: CommitSignal, poll_seconds: float) -> None:
         self._store, self._writer, self._blobs = store, writer, blob_store
         self._signal, self._poll_seconds = signal, poll_seconds
+        self._projects = scope.ProjectCache()
+
+    def _scope(self) -> scope.Scope:
+        """The calling key's project; passed explicitly, since the group-commit writer runs
+        the work on its own thread."""
+        return scope.of(caller(), self._projects)
 
     async def _release(self, keys: list[str]) -> None:
         """Deletes blobs the committed change left unreferenced."""
@@ -49,19 +62,20 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
     async def CreateDataset(self, request: api.CreateDatasetRequest,
                             context: grpc.aio.ServicerContext) -> api.CreateDatasetResponse:
         dataset = await asyncio.to_thread(datasets.create_dataset, self._store, request.name,
-                                          request.description, request.request_id)
+                                          request.description, request.request_id,
+                                          self._scope())
         return api.CreateDatasetResponse(dataset=convert.dataset_to_proto(dataset))
 
     async def GetDataset(self, request: api.GetDatasetRequest,
                          context: grpc.aio.ServicerContext) -> api.GetDatasetResponse:
         dataset = await asyncio.to_thread(datasets.get_dataset, self._store, request.dataset_id,
-                                          request.name)
+                                          request.name, self._scope())
         return api.GetDatasetResponse(dataset=convert.dataset_to_proto(dataset))
 
     async def ListDatasets(self, request: api.ListDatasetsRequest,
                            context: grpc.aio.ServicerContext) -> api.ListDatasetsResponse:
         page = await asyncio.to_thread(datasets.list_datasets, self._store, request.page_size,
-                                       request.page_token)
+                                       request.page_token, self._scope())
         return api.ListDatasetsResponse(
             datasets=[convert.dataset_to_proto(d) for d in page.entries],
             next_page_token=page.next_page_token)
@@ -69,12 +83,13 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
     async def DeleteDataset(self, request: api.DeleteDatasetRequest,
                             context: grpc.aio.ServicerContext) -> api.DeleteDatasetResponse:
         deletion = await asyncio.to_thread(datasets.delete_dataset, self._store, self._blobs,
-                                           request.dataset_id)
+                                           request.dataset_id, self._scope())
         return api.DeleteDatasetResponse(deleted_items=deletion.deleted_items)
 
     async def CreateItem(self, request: api.CreateItemRequest,
                          context: grpc.aio.ServicerContext) -> api.CreateItemResponse:
-        result = await self._writer.write(items.create_item(convert.new_item(request)))
+        result = await self._writer.write(items.create_item(convert.new_item(request),
+                                                            self._scope()))
         await self._release(result.released_blob_keys)
         return convert.create_result_to_proto(result)
 
@@ -82,7 +97,7 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
             self, request: api.BatchCreateItemsRequest,
             context: grpc.aio.ServicerContext) -> api.BatchCreateItemsResponse:
         results = await batch.create_items(self._writer.write, request.requests,
-                                           convert.new_item)
+                                           convert.new_item, self._scope())
         released = [key for result in results if not isinstance(result, CorralError)
                     for key in result.released_blob_keys]
         await self._release(released)
@@ -93,7 +108,8 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
 
     async def CloneItem(self, request: api.CloneItemRequest,
                         context: grpc.aio.ServicerContext) -> api.CloneItemResponse:
-        result = await self._writer.write(items.clone_item(convert.clone_request(request)))
+        result = await self._writer.write(items.clone_item(convert.clone_request(request),
+                                                           self._scope()))
         await self._release(result.released_blob_keys)
         return api.CloneItemResponse(item=convert.item_to_proto(result.item),
                                      outcome=convert.OUTCOMES[result.outcome])
@@ -101,7 +117,8 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
     async def GetItem(self, request: api.GetItemRequest,
                       context: grpc.aio.ServicerContext) -> api.GetItemResponse:
         item = await asyncio.to_thread(items.get_item, self._store, request.item_id,
-                                       request.dataset_id, request.filename, request.request_id)
+                                       request.dataset_id, request.filename, request.request_id,
+                                       self._scope())
         return api.GetItemResponse(item=convert.item_to_proto(item))
 
     async def ListItems(self, request: api.ListItemsRequest,
@@ -110,7 +127,7 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
             queries.list_items, self._store, request.dataset_id, request.dir,
             request.recursive, request.page_size, request.page_token,
             filter_convert.filter_in(request.filter), filter_convert.order_in(request.order_by),
-            request.include_total_size)
+            request.include_total_size, self._scope())
         return api.ListItemsResponse(items=[convert.item_to_proto(i) for i in page.entries],
                                      next_page_token=page.next_page_token,
                                      total_size=page.total_size)
@@ -118,13 +135,13 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
     async def UpdateItem(self, request: api.UpdateItemRequest,
                          context: grpc.aio.ServicerContext) -> api.UpdateItemResponse:
         changes = convert.item_changes(request)
-        item = await asyncio.to_thread(items.update_item, self._store, changes)
+        item = await asyncio.to_thread(items.update_item, self._store, changes, self._scope())
         return api.UpdateItemResponse(item=convert.item_to_proto(item))
 
     async def DeleteItem(self, request: api.DeleteItemRequest,
                          context: grpc.aio.ServicerContext) -> api.DeleteItemResponse:
         deletion = await asyncio.to_thread(items.delete_item, self._store, self._blobs,
-                                           request.item_id)
+                                           request.item_id, self._scope())
         return api.DeleteItemResponse(deleted_items=deletion.deleted_items)
 
     async def UpdateSystemMetadata(
@@ -132,20 +149,21 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
             context: grpc.aio.ServicerContext) -> api.UpdateSystemMetadataResponse:
         item, released = await self._writer.write(items.update_system_metadata(
             request.item_id, convert.struct_in(request.system, "system"),
-            request.expected_blob_key))
+            request.expected_blob_key, self._scope()))
         await self._release(released)
         return api.UpdateSystemMetadataResponse(item=convert.item_to_proto(item))
 
     async def Subscribe(self, request: api.SubscribeRequest,
                         context: grpc.aio.ServicerContext) -> AsyncIterator[api.SubscribeResponse]:
-        event_filter = convert.event_filter(request)
+        viewer = self._scope()
         if request.lease_seconds:
-            async for response in self._subscribe_leased(request, event_filter):
+            async for response in self._subscribe_leased(request, viewer):
                 yield response
             return
+        event_filter = events.check_filter(convert.event_filter(request), viewer)
         start = await asyncio.to_thread(
             events.start_position, self._store, request.consumer_group, request.start_cursor,
-            convert.start_position(request.start_position))
+            convert.start_position(request.start_position), event_filter, viewer)
         async for event in events.subscribe(self._store, self._signal, start, event_filter,
                                             self._poll_seconds):
             yield api.SubscribeResponse(event=convert.event_to_proto(event))
@@ -153,13 +171,13 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
     async def AckEvents(self, request: api.AckEventsRequest,
                         context: grpc.aio.ServicerContext) -> api.AckEventsResponse:
         committed = await self._writer.write(leases.ack(
-            request.consumer_group, request.cursor, request.event_cursors))
+            request.consumer_group, request.cursor, request.event_cursors, self._scope()))
         return api.AckEventsResponse(committed_cursor=events.format_cursor(committed))
 
     async def GetConsumerGroup(self, request: api.GetConsumerGroupRequest,
                                context: grpc.aio.ServicerContext) -> api.GetConsumerGroupResponse:
         state, leased = await asyncio.to_thread(leases.consumer_group_state, self._store,
-                                                request.consumer_group)
+                                                request.consumer_group, self._scope())
         return api.GetConsumerGroupResponse(
             consumer_group=state.name,
             committed_cursor=events.format_cursor(state.committed) if state.committed else "",
@@ -173,14 +191,14 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
             queries.update_matching_items, self._store, request.dataset_id,
             filter_convert.filter_in(request.filter),
             convert.struct_in(request.user_metadata, "user_metadata"),
-            list(request.update_mask.paths))
+            list(request.update_mask.paths), self._scope())
         return api.UpdateMatchingItemsResponse(updated_items=updated)
 
     async def ExtendEventLeases(
             self, request: api.ExtendEventLeasesRequest,
             context: grpc.aio.ServicerContext) -> api.ExtendEventLeasesResponse:
         work = leases.extend(request.consumer_group, request.subscriber_id,
-                             request.event_cursors, request.lease_seconds)
+                             request.event_cursors, request.lease_seconds, self._scope())
         held, expire_ms = await asyncio.to_thread(leases.write_quietly, self._store, work)
         if not expire_ms:
             self._signal.notify()  # given back: claimable by the group's subscribers now
@@ -193,46 +211,51 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
             context: grpc.aio.ServicerContext) -> api.SetDatasetPreprocessingResponse:
         dataset = await asyncio.to_thread(datasets.set_dataset_preprocessing, self._store,
                                           request.dataset_id,
-                                          convert.preprocessing_mode(request.mode))
+                                          convert.preprocessing_mode(request.mode), self._scope())
         return api.SetDatasetPreprocessingResponse(dataset=convert.dataset_to_proto(dataset))
 
     # Triggers (triggers.py).
 
     async def CreateTrigger(self, request: tpb.CreateTriggerRequest,
                             context: grpc.aio.ServicerContext) -> tpb.CreateTriggerResponse:
+        viewer = self._scope()
         trigger = await asyncio.to_thread(triggers.create_trigger, self._store,
-                                          trigger_convert.trigger_in(request.trigger))
-        return tpb.CreateTriggerResponse(trigger=trigger_convert.trigger_to_proto(trigger))
+                                          trigger_convert.trigger_in(request.trigger), viewer)
+        return tpb.CreateTriggerResponse(trigger=trigger_convert.trigger_to_proto(trigger, viewer))
 
     async def GetTrigger(self, request: tpb.GetTriggerRequest,
                          context: grpc.aio.ServicerContext) -> tpb.GetTriggerResponse:
-        trigger = await asyncio.to_thread(triggers.get_trigger, self._store, request.name)
-        return tpb.GetTriggerResponse(trigger=trigger_convert.trigger_to_proto(trigger))
+        viewer = self._scope()
+        trigger = await asyncio.to_thread(triggers.get_trigger, self._store, request.name, viewer)
+        return tpb.GetTriggerResponse(trigger=trigger_convert.trigger_to_proto(trigger, viewer))
 
     async def ListTriggers(self, request: tpb.ListTriggersRequest,
                            context: grpc.aio.ServicerContext) -> tpb.ListTriggersResponse:
+        viewer = self._scope()
         page = await asyncio.to_thread(triggers.list_triggers, self._store, request.page_size,
-                                       request.page_token)
+                                       request.page_token, viewer)
         return tpb.ListTriggersResponse(
-            triggers=[trigger_convert.trigger_to_proto(t) for t in page.entries],
+            triggers=[trigger_convert.trigger_to_proto(t, viewer) for t in page.entries],
             next_page_token=page.next_page_token)
 
     async def UpdateTrigger(self, request: tpb.UpdateTriggerRequest,
                             context: grpc.aio.ServicerContext) -> tpb.UpdateTriggerResponse:
+        viewer = self._scope()
         trigger = await asyncio.to_thread(
             triggers.update_trigger, self._store, trigger_convert.trigger_in(request.trigger),
-            list(request.update_mask.paths))
-        return tpb.UpdateTriggerResponse(trigger=trigger_convert.trigger_to_proto(trigger))
+            list(request.update_mask.paths), viewer)
+        return tpb.UpdateTriggerResponse(trigger=trigger_convert.trigger_to_proto(trigger, viewer))
 
     async def DeleteTrigger(self, request: tpb.DeleteTriggerRequest,
                             context: grpc.aio.ServicerContext) -> tpb.DeleteTriggerResponse:
-        await asyncio.to_thread(triggers.delete_trigger, self._store, request.name)
+        await asyncio.to_thread(triggers.delete_trigger, self._store, request.name,
+                                self._scope())
         return tpb.DeleteTriggerResponse()
 
     async def StartTriggerRun(self, request: tpb.StartTriggerRunRequest,
                               context: grpc.aio.ServicerContext) -> tpb.StartTriggerRunResponse:
         proceed = await asyncio.to_thread(triggers.start_run, self._store, request.trigger,
-                                          request.item_id, request.event_cursor)
+                                          request.item_id, request.event_cursor, self._scope())
         return tpb.StartTriggerRunResponse(proceed=proceed)
 
     async def CompleteTriggerRun(
@@ -240,18 +263,18 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
             context: grpc.aio.ServicerContext) -> tpb.CompleteTriggerRunResponse:
         item = await asyncio.to_thread(
             triggers.complete_run, self._store, request.trigger, request.item_id,
-            trigger_convert.run_in(request), trigger_convert.system_in(request))
+            trigger_convert.run_in(request), trigger_convert.system_in(request), self._scope())
         if item is None:
             return tpb.CompleteTriggerRunResponse(found=False)
         return tpb.CompleteTriggerRunResponse(found=True, item=convert.item_to_proto(item))
 
-    async def _subscribe_leased(self, request: api.SubscribeRequest, event_filter: EventFilter
+    async def _subscribe_leased(self, request: api.SubscribeRequest, viewer: scope.Scope
                                 ) -> AsyncIterator[api.SubscribeResponse]:
         lease_request = leases.lease_request(
             request.consumer_group, request.subscriber_id, request.lease_seconds,
-            request.max_in_flight, event_filter, request.start_cursor)
+            request.max_in_flight, convert.event_filter(request), request.start_cursor, viewer)
         stream = leases.subscribe(self._store, self._signal, lease_request,
                                   convert.start_position(request.start_position),
-                                  self._poll_seconds)
+                                  self._poll_seconds, viewer)
         async for leased in stream:
             yield convert.leased_event_to_proto(leased)

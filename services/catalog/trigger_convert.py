@@ -11,6 +11,7 @@ from corral.structs import json_to_value
 from services.catalog import filter_convert
 from services.catalog.convert import EVENT_TYPES, EVENT_TYPES_IN, struct_in, timestamp
 from services.catalog.filters import Condition, Filter
+from services.catalog.scope import Scope
 from services.catalog.triggers import RunRecord, Trigger
 
 MODES = {"once": tpb.TRIGGER_MODE_ONCE, "always": tpb.TRIGGER_MODE_ALWAYS}
@@ -38,12 +39,13 @@ def filter_out(tree: Filter) -> fpb.ItemFilter:
     return fpb.ItemFilter(any_of=group) if tree.any else fpb.ItemFilter(all_of=group)
 
 
-def trigger_to_proto(trigger: Trigger) -> tpb.Trigger:
+def trigger_to_proto(trigger: Trigger, viewer: Scope) -> tpb.Trigger:
+    """`viewer`: the caller, who names the trigger's consumer group in its own terms."""
     return tpb.Trigger(
         name=trigger.name, project=trigger.project, dataset_id=trigger.dataset_id,
         filter=filter_out(trigger.filter) if trigger.filter is not None else None,
         actions=[EVENT_TYPES[a] for a in trigger.actions], mode=MODES[trigger.mode],
-        paused=trigger.paused, consumer_group=trigger.consumer_group,
+        paused=trigger.paused, consumer_group=viewer.shown_group(trigger.consumer_group),
         create_time=timestamp(trigger.create_time), update_time=timestamp(trigger.update_time),
         description=trigger.description)
 

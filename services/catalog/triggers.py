@@ -1,11 +1,13 @@
 """Triggers: a user function's filtered subscription to item events.
 
-Each trigger is its own leased consumer group "trigger:<name>" on the event stream, created
+Each trigger is its own leased consumer group "<project>/trigger:<name>" on the event stream
+(its project's keys call it "trigger:<name>", see scope.py), created
 with the trigger and starting at the head of the stream, so only events after the trigger's
 creation run through it, a slow trigger never delays another one or preprocessing, and a
 paused trigger's events wait in its group (its cursor stays) and run on resume, within the
 event retention. The group leases only the trigger's actions (event types) of its dataset
-(empty: every dataset): the cheap part of the filter, applied in SQL by the catalog. The item
+(empty: every dataset of its project): the cheap part of the filter, applied in SQL by the
+catalog. A trigger, its dataset and the items it writes to are all of one project. The item
 filter is evaluated by the worker against the item as the event carries it
 (corral.client.filter_match, the same semantics as the SQL of ListItems).
 
@@ -29,6 +31,7 @@ from services.catalog.filters import MISSING, Condition, Filter, Group, Op, chec
 from services.catalog.lease_repository import LeasedGroup, LeaseRepository
 from services.catalog.records import EventType, Item, Page
 from services.catalog.repository import Repository, Store
+from services.catalog.scope import DEFAULT_PROJECT, EVERYWHERE, Scope, project_group
 from services.catalog.validation import (
     check_description,
     check_json_object,
@@ -37,8 +40,8 @@ from services.catalog.validation import (
     page_size,
     require_id,
 )
+from services.common.metadata_limits import DEPTH_ENV, metadata_limits, nesting_depth
 
-DEFAULT_PROJECT = "default"
 GROUP_PREFIX = "trigger:"
 MODES = ("once", "always")
 # A trigger's name is a metadata key: metadata.system.<name>, executionLogs.<name>.
@@ -87,7 +90,9 @@ class RunRecord:
 
 
 def consumer_group(name: str, project: str = DEFAULT_PROJECT) -> str:
-    return GROUP_PREFIX + (name if project == DEFAULT_PROJECT else f"{project}/{name}")
+    """The stored name of the trigger's group: what a key of its project calls
+    "trigger:<name>"."""
+    return project_group(project, GROUP_PREFIX + name)
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -172,10 +177,15 @@ class _Rows:
                                              else ""), {"project": project, "name": name})
         return self._trigger(row) if row else None
 
-    def list(self, project: str, after: str | None, limit: int) -> list[Trigger]:
-        rows = self.raw.all(f"SELECT {_COLUMNS} FROM triggers WHERE project = :project AND "
-                            "name > :after ORDER BY name LIMIT :limit",
-                            {"project": project, "after": after or "", "limit": limit})
+    def list(self, project: str | None, after: tuple[str, str], limit: int) -> list[Trigger]:
+        """Triggers of `project` (None: of every project) after (project, name) `after`."""
+        where = "(project > :after_project OR (project = :after_project AND name > :after))"
+        if project is not None:
+            where += " AND project = :project"
+        rows = self.raw.all(f"SELECT {_COLUMNS} FROM triggers WHERE {where} "
+                            "ORDER BY project, name LIMIT :limit",
+                            {"project": project, "after_project": after[0], "after": after[1],
+                             "limit": limit})
         return [self._trigger(row) for row in rows]
 
     def _values(self, trigger: Trigger) -> dict[str, Any]:
@@ -210,7 +220,8 @@ class _Rows:
         leases = LeaseRepository(self.repo)
         start = self.repo.head_position() or leases.trimmed_through() or events.ORIGIN
         types, dataset_id = _group_filter(trigger)
-        leases.insert_group(LeasedGroup(group, types, dataset_id, start), datetime.now(UTC))
+        leases.insert_group(LeasedGroup(group, types, dataset_id, start,
+                                        project=trigger.project), datetime.now(UTC))
         if start > events.ORIGIN:
             self.repo.commit_consumer_group(group, start, datetime.now(UTC))
 
@@ -256,14 +267,17 @@ def _group_filter(trigger: Trigger) -> tuple[str, str]:
     return ",".join(sorted(str(a) for a in trigger.actions)), trigger.dataset_id
 
 
-def _require_dataset(repo: Repository, dataset_id: str) -> None:
-    if dataset_id and not repo.dataset_exists(dataset_id):
+def _require_dataset(repo: Repository, dataset_id: str, project: str) -> None:
+    """The trigger's dataset must be of the trigger's project (another project's answers
+    like a missing one)."""
+    if dataset_id and repo.dataset_project(dataset_id) != project:
         raise NotFound(f"trigger.dataset_id: dataset {dataset_id} not found")
 
 
-def _require(rows: _Rows, name: str, lock: bool = False) -> Trigger:
+def _require(rows: _Rows, name: str, scope: Scope, lock: bool = False) -> Trigger:
+    """By name, in the caller's project ("default" for instance-wide callers naming none)."""
     check_name(name, "name")
-    trigger = rows.get(DEFAULT_PROJECT, name, lock)
+    trigger = rows.get(scope.home, name, lock)
     if trigger is None:
         raise NotFound(f"trigger {name!r} not found")
     return trigger
@@ -271,14 +285,17 @@ def _require(rows: _Rows, name: str, lock: bool = False) -> Trigger:
 
 # -- operations ---------------------------------------------------------------------------
 
-def create_trigger(store: Store, trigger: Trigger) -> Trigger:
+def create_trigger(store: Store, trigger: Trigger, scope: Scope = EVERYWHERE) -> Trigger:
+    """In the caller's project (names are unique per project)."""
     now = datetime.now(UTC)
-    trigger = _check(replace(trigger, id=uuid.uuid4().hex, project=DEFAULT_PROJECT,
+    trigger = _check(replace(trigger, id=uuid.uuid4().hex, project=scope.home,
                              create_time=now, update_time=now))
 
     def work(repo: Repository) -> Trigger:
         rows = _Rows(repo)
-        _require_dataset(repo, trigger.dataset_id)
+        if not repo.project_exists(trigger.project):
+            raise NotFound(f"project {trigger.project!r} not found")
+        _require_dataset(repo, trigger.dataset_id, trigger.project)
         if rows.get(trigger.project, trigger.name) is not None:
             raise AlreadyExists(f"trigger {trigger.name!r} already exists")
         rows.insert(trigger)
@@ -288,22 +305,32 @@ def create_trigger(store: Store, trigger: Trigger) -> Trigger:
     return store.write(work)
 
 
-def get_trigger(store: Store, name: str) -> Trigger:
+def get_trigger(store: Store, name: str, scope: Scope = EVERYWHERE) -> Trigger:
     with store.read() as repo:
-        return _require(_Rows(repo), name)
+        return _require(_Rows(repo), name, scope)
 
 
-def list_triggers(store: Store, requested_page_size: int = 0,
-                  page_token: str = "") -> Page[Trigger]:
+def list_triggers(store: Store, requested_page_size: int = 0, page_token: str = "",
+                  scope: Scope = EVERYWHERE) -> Page[Trigger]:
+    """The caller's project's triggers; every project's, ordered by project, for
+    instance-wide callers naming none."""
     limit = page_size(requested_page_size)
-    after = decode_page_token(page_token)
+    after = ("", "")
+    if (token := decode_page_token(page_token)) is not None:
+        project, separator, name = token.partition("/")  # project names hold no '/'
+        if not separator:
+            raise InvalidArgument("page_token is not a token from a previous response")
+        after = (project, name)
     with store.read() as repo:
-        found = _Rows(repo).list(DEFAULT_PROJECT, after, limit + 1)
+        found = _Rows(repo).list(scope.project, after, limit + 1)
     page = found[:limit]
-    return Page(page, encode_page_token(page[-1].name) if len(found) > limit else "")
+    last = page[-1] if page else None
+    return Page(page, encode_page_token(f"{last.project}/{last.name}")
+                if last is not None and len(found) > limit else "")
 
 
-def update_trigger(store: Store, changes: Trigger, paths: Sequence[str]) -> Trigger:
+def update_trigger(store: Store, changes: Trigger, paths: Sequence[str],
+                   scope: Scope = EVERYWHERE) -> Trigger:
     if not paths:
         raise InvalidArgument("update_mask: name at least one of " + ", ".join(UPDATABLE))
     unknown = [p for p in paths if p not in UPDATABLE]
@@ -314,11 +341,11 @@ def update_trigger(store: Store, changes: Trigger, paths: Sequence[str]) -> Trig
 
     def work(repo: Repository) -> Trigger:
         rows = _Rows(repo)
-        current = _require(rows, changes.name, lock=True)
+        current = _require(rows, changes.name, scope, lock=True)
         updated = _check(replace(current, update_time=datetime.now(UTC),
                                  **{p: getattr(changes, p) for p in paths}))
         if "dataset_id" in paths:
-            _require_dataset(repo, updated.dataset_id)
+            _require_dataset(repo, updated.dataset_id, updated.project)
         rows.update(updated)
         if _group_filter(updated) != _group_filter(current):
             rows.refilter_group(updated)
@@ -327,24 +354,25 @@ def update_trigger(store: Store, changes: Trigger, paths: Sequence[str]) -> Trig
     return store.write(work)
 
 
-def delete_trigger(store: Store, name: str) -> None:
+def delete_trigger(store: Store, name: str, scope: Scope = EVERYWHERE) -> None:
     def work(repo: Repository) -> None:
         rows = _Rows(repo)
-        trigger = _require(rows, name, lock=True)
+        trigger = _require(rows, name, scope, lock=True)
         rows.delete(trigger)
         rows.drop_group(trigger.consumer_group)
 
     store.write(work)
 
 
-def start_run(store: Store, name: str, item_id: str, event_cursor: str) -> bool:
+def start_run(store: Store, name: str, item_id: str, event_cursor: str,
+              scope: Scope = EVERYWHERE) -> bool:
     """Whether the worker should run the function for this event (see the module doc)."""
     require_id(item_id, "item_id")
     position = events.parse_cursor(event_cursor, "event_cursor")
 
     def work(repo: Repository) -> bool:
         rows = _Rows(repo)
-        trigger = _require(rows, name)
+        trigger = _require(rows, name, scope)
         if trigger.mode == "always":
             return True
         return rows.claim_run(trigger.id, item_id, position.seq)
@@ -353,9 +381,9 @@ def start_run(store: Store, name: str, item_id: str, event_cursor: str) -> bool:
 
 
 def complete_run(store: Store, name: str, item_id: str, record: RunRecord,
-                 system: dict[str, Any] | None) -> Item | None:
+                 system: dict[str, Any] | None, scope: Scope = EVERYWHERE) -> Item | None:
     """Writes the run record (and the results) onto the item, without an event. None when
-    the item is gone."""
+    the item is gone (or is not of the trigger's project: it cannot be the trigger's)."""
     require_id(item_id, "item_id")
     if record.status not in RUN_STATUSES:
         raise InvalidArgument(f"run.status must be success or failed, got {record.status!r}")
@@ -364,14 +392,22 @@ def complete_run(store: Store, name: str, item_id: str, record: RunRecord,
                               "negative")
     if system is not None:
         check_json_object(system, "system")
+        # Stored one level down (metadata.system.<trigger>): at the depth limit it would be one
+        # level deeper than protobuf can carry, and the item could never be read again.
+        limit = metadata_limits().max_depth - 1
+        if (depth := nesting_depth(system)) > limit:
+            raise InvalidArgument(f"system is nested {depth} levels deep; results are stored "
+                                  f"under metadata.system.{name}, so the limit is {limit} "
+                                  f"(one less than {DEPTH_ENV})")
     # The error is a worker's exception text, kept as a record: shortened, and NUL (which
     # PostgreSQL's jsonb cannot hold) shown as U+FFFD rather than losing the record.
     record = replace(record, error=record.error[:MAX_ERROR].replace("\x00", "\ufffd"))
 
     def work(repo: Repository) -> Item | None:
         rows = _Rows(repo)
-        trigger = _require(rows, name)
-        item = repo.get_item(item_id, lock=True)
+        trigger = _require(rows, name, scope)
+        item = Scope(trigger.project, cache=scope.cache).visible(
+            repo, repo.get_item(item_id, lock=True))
         if item is None:
             rows.finish_run(trigger.id, item_id, record.status)
             return None

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import unicodedata
 from typing import Any
 
 from corral.errors import InvalidArgument
-from corral.paths import check_visible
+from corral.paths import NAME_LENGTH_ENV, PATH_LENGTH_ENV, check_visible, path_limits
+from services.common.metadata_limits import checked_json_text
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -18,14 +18,6 @@ MAX_DATASET_NAME = 128
 MAX_REQUEST_ID = 128
 MAX_DESCRIPTION = 64 * 1024
 MAX_BLOB_KEY = 512
-MAX_METADATA_BYTES = 1024 * 1024
-# Objects and lists inside a metadata object. Protobuf decoders stop at 100 nested messages and
-# each object level takes 3 (Struct, map entry, Value), so an item whose metadata nests past
-# ~32 levels could be stored but never read back, listed or streamed to subscribers; this
-# keeps a wide margin (items travel inside other messages; trigger results sit one deeper).
-MAX_METADATA_DEPTH = 20
-# PostgreSQL btree entries are limited to ~2700 bytes; (dataset_id, dir, filename) must fit.
-MAX_FILENAME_BYTES = 1024
 
 BAD_TOKEN = "page_token is not a token from a previous response to this same query"
 
@@ -53,8 +45,12 @@ def check_dataset_name(name: str, field: str = "name") -> str:
     name = unicodedata.normalize("NFC", name)
     if not name or not name.strip():
         raise InvalidArgument(f"{field} must not be empty")
-    if len(name) > MAX_DATASET_NAME:
-        raise InvalidArgument(f"{field} is longer than {MAX_DATASET_NAME} characters")
+    # The column holds 128 characters; a lower CORRAL_MAX_NAME_LENGTH applies too.
+    limit = min(MAX_DATASET_NAME, path_limits().max_name_length)
+    if len(name) > limit:
+        setting = f" ({NAME_LENGTH_ENV})" if limit < MAX_DATASET_NAME else ""
+        raise InvalidArgument(f"{field} is {len(name)} characters long; the limit is {limit} "
+                              f"characters per dataset name{setting}")
     if "/" in name:
         raise InvalidArgument(f"{field} must not contain '/': {name!r}")
     if _has_control(name):
@@ -109,8 +105,11 @@ def check_link_mimetype(value: str, field: str = "mimetype") -> str:
 
 
 def check_filename_length(filename: str, field: str = "filename") -> str:
-    if len(filename.encode()) > MAX_FILENAME_BYTES:
-        raise InvalidArgument(f"{field} is longer than {MAX_FILENAME_BYTES} bytes: {filename!r}")
+    """The full path of an item (folder and name) within CORRAL_MAX_PATH_LENGTH bytes."""
+    limit = path_limits().max_path_length
+    if len(filename) > limit // 4 and (size := len(filename.encode())) > limit:
+        raise InvalidArgument(f"{field}: the item's full path is {size} bytes long; the limit "
+                              f"is {limit} bytes ({PATH_LENGTH_ENV})")
     return filename
 
 
@@ -125,7 +124,8 @@ def _holds_nul(value: Any) -> bool:
 
 
 def check_json_object(value: Any, field: str) -> dict[str, Any]:
-    """A JSON object both databases can store: finite numbers, no NUL, at most 1 MiB."""
+    """A JSON object both databases can store: finite numbers, no NUL, within the size and
+    depth limits (services.common.metadata_limits)."""
     json_object_text(value, field)
     return value
 
@@ -134,33 +134,11 @@ def json_object_text(value: Any, field: str) -> str:
     """check_json_object, returning the object's JSON text (what the JSON columns store)."""
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} must be a JSON object")
-    try:
-        text = json.dumps(value, allow_nan=False)
-    except ValueError as exc:
-        raise InvalidArgument(f"{field} must hold finite numbers only: {exc}") from exc
+    text = checked_json_text(value, field)
     # NUL is always written as \u0000 in the text, so its absence there rules it out cheaply.
     if "\\u0000" in text and _holds_nul(value):  # PostgreSQL jsonb cannot hold \u0000
         raise InvalidArgument(f"{field} must not contain NUL characters")
-    if len(text) > MAX_METADATA_BYTES:
-        raise InvalidArgument(f"{field} is larger than {MAX_METADATA_BYTES} bytes as JSON")
-    # Depth <= opening brackets in the text (those in strings included): counting is cheap.
-    if text.count("{") + text.count("[") > MAX_METADATA_DEPTH \
-            and _depth(value) > MAX_METADATA_DEPTH:
-        raise InvalidArgument(f"{field} nests objects and lists deeper than "
-                              f"{MAX_METADATA_DEPTH} levels")
     return text
-
-
-def _depth(value: Any) -> int:
-    """Levels of objects and lists, the outermost included (iterative: no recursion limit)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        members = node.values() if isinstance(node, dict) else node
-        deepest = max(deepest, level)
-        stack.extend((member, level + 1) for member in members
-                     if isinstance(member, dict | list))
-    return deepest
 
 
 def page_size(requested: int, field: str = "page_size") -> int:

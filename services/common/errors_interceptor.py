@@ -1,9 +1,8 @@
 """Turns domain errors (corral.errors) into gRPC statuses in one place.
 
 Unexpected exceptions are logged with their traceback and answered INTERNAL with a short
-reference, never with the traceback itself. A request that does not parse (invalid UTF-8,
-nesting past protobuf's limit) is INVALID_ARGUMENT, and messages are kept short enough for
-the status trailer.
+reference, never with the traceback itself. Messages are kept short enough for the status
+trailer. (Requests that do not decode are services.common.limits.RequestGuard's.)
 """
 
 from __future__ import annotations
@@ -12,12 +11,12 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
-from corral.errors import CorralError, InvalidArgument
+from corral.errors import CorralError
 
 log = logging.getLogger("corral.rpc")
 
@@ -42,64 +41,17 @@ async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext, method: 
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref})")
 
 
-class _Undecodable:
-    """Stands in for a request message that did not parse (invalid UTF-8 in a string,
-    nesting beyond protobuf's depth limit, garbage bytes), so the call can answer
-    INVALID_ARGUMENT; grpc itself would answer UNKNOWN with the exception's class name."""
-
-    def __init__(self, error: Exception) -> None:
-        text = str(error)
-        if "UTF-8" in text:
-            reason = "a string field is not valid UTF-8"
-        elif "Depth" in text or "depth" in text:
-            reason = ("it nests too deeply (protobuf decodes at most 100 levels of messages; "
-                      "each level of a metadata object takes 3)")
-        else:
-            reason = "its bytes do not parse as the method's request message"
-        self.message = f"the request is not a valid protobuf message: {reason}"
-
-
-def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    if deserializer is None:
-        return None
-
-    def deserialize(data: bytes) -> Any:
-        try:
-            return deserializer(data)
-        except Exception as exc:  # protobuf's DecodeError, or whatever a deserializer raises
-            return _Undecodable(exc)
-
-    return deserialize
-
-
-async def _decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """A request stream that raises InvalidArgument at its first undecodable message."""
-    async for message in requests:
-        if isinstance(message, _Undecodable):
-            raise InvalidArgument(message.message)
-        yield message
-
-
-def _request_in(request_or_iterator: Any, streaming: bool) -> Any:
-    if streaming:
-        return _decoded(request_or_iterator)
-    if isinstance(request_or_iterator, _Undecodable):
-        raise InvalidArgument(request_or_iterator.message)
-    return request_or_iterator
-
-
 def _log_done(method: str, started: float, context: grpc.aio.ServicerContext) -> None:
     if log.isEnabledFor(logging.DEBUG):
         ms = round((time.perf_counter() - started) * 1000, 2)
         log.debug("rpc", extra={"method": method, "ms": ms, "code": str(context.code())})
 
 
-def _wrap_unary_response(behavior: Callable[..., Awaitable[Any]], method: str,
-                         streaming: bool):
+def _wrap_unary_response(behavior: Callable[..., Awaitable[Any]], method: str):
     async def wrapper(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
         try:
-            return await behavior(_request_in(request_or_iterator, streaming), context)
+            return await behavior(request_or_iterator, context)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
@@ -110,16 +62,15 @@ def _wrap_unary_response(behavior: Callable[..., Awaitable[Any]], method: str,
     return wrapper
 
 
-def _wrap_stream_response(behavior: Callable[..., Any], method: str, streaming: bool):
+def _wrap_stream_response(behavior: Callable[..., Any], method: str):
     # Streaming handlers are either async generators or coroutines that call context.write().
     if not inspect.isasyncgenfunction(behavior):
-        return _wrap_unary_response(behavior, method, streaming)
+        return _wrap_unary_response(behavior, method)
 
     async def wrapper(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
         try:
-            async for response in behavior(_request_in(request_or_iterator, streaming),
-                                           context):
+            async for response in behavior(request_or_iterator, context):
                 yield response
         except grpc.aio.AbortError:
             raise
@@ -137,19 +88,18 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         method = handler_call_details.method
-        deserializer = _tolerant(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(handler.unary_unary, method, False),
-                deserializer, handler.response_serializer)
+                _wrap_unary_response(handler.unary_unary, method),
+                handler.request_deserializer, handler.response_serializer)
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(handler.stream_unary, method, True),
-                deserializer, handler.response_serializer)
+                _wrap_unary_response(handler.stream_unary, method),
+                handler.request_deserializer, handler.response_serializer)
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(handler.unary_stream, method, False),
-                deserializer, handler.response_serializer)
+                _wrap_stream_response(handler.unary_stream, method),
+                handler.request_deserializer, handler.response_serializer)
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream_response(handler.stream_stream, method, True),
-            deserializer, handler.response_serializer)
+            _wrap_stream_response(handler.stream_stream, method),
+            handler.request_deserializer, handler.response_serializer)

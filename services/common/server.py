@@ -3,7 +3,8 @@ reported (log line and optional port file), and a graceful stop on SIGTERM/SIGIN
 
 Each service's __main__ builds its servicers and calls `run(...)`:
 
-    run("catalog", config.addr, register, grace=config.grace_seconds, port_file=config.port_file)
+    run("catalog", config.addr, register, security, grace=config.grace_seconds,
+        port_file=config.port_file, limits=server_limits)
 
 where `register(server)` adds the servicers and returns (service full names, cleanup) or
 (service full names, cleanup, on_stopping). `on_stopping` runs as soon as a stop begins, so that
@@ -17,7 +18,8 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -25,7 +27,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from services.common.auth import Authenticator, AuthInterceptor, Need
 from services.common.errors_interceptor import ErrorInterceptor
+from services.common.limit_settings import ServerLimits
+from services.common.limits import limit_interceptors, server_options
 
 log = logging.getLogger("corral.server")
 
@@ -33,13 +38,25 @@ Cleanup = Callable[[], Awaitable[None]] | None
 Registration = tuple[list[str], Cleanup] | tuple[list[str], Cleanup, Cleanup]
 Register = Callable[[grpc.aio.Server], Awaitable[Registration]]
 
-# Chunks are up to a few MiB; leave headroom over gRPC's 4 MiB default.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 SERVER_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.so_reuseport", 0),
 ]
+
+
+REFLECTION_NEEDS = {
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Need.READ,
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Need.READ,
+}
+
+
+@dataclass
+class ServerSecurity:
+    """Who may call (every method listed in `needs` with what it requires; the rest need
+    admin, health is public) and, when `tls` is set, TLS only."""
+
+    authenticator: Authenticator
+    needs: Mapping[str, Need]
+    tls: grpc.ServerCredentials | None = None
 
 
 class RunningServer:
@@ -62,9 +79,14 @@ class RunningServer:
         log.info("stopped", extra={"service": self.name})
 
 
-async def start(name: str, addr: str, register: Register) -> RunningServer:
+async def start(name: str, addr: str, register: Register,
+                security: ServerSecurity, limits: ServerLimits | None = None) -> RunningServer:
     """Builds, binds and starts the server; `addr` may use port 0."""
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=SERVER_OPTIONS)
+    auth = AuthInterceptor(security.authenticator, {**REFLECTION_NEEDS, **security.needs})
+    limits = limits or ServerLimits()  # message size, concurrency, idle streams, keepalive
+    server = grpc.aio.server(
+        interceptors=[*limit_interceptors(limits), auth, ErrorInterceptor()],
+        options=SERVER_OPTIONS + server_options(limits))
     services, cleanup, *rest = await register(server)
     on_stopping = rest[0] if rest else None
     health = HealthServicer()
@@ -72,7 +94,8 @@ async def start(name: str, addr: str, register: Register) -> RunningServer:
     reflection.enable_server_reflection(
         [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(addr)
+    port = (server.add_secure_port(addr, security.tls) if security.tls is not None
+            else server.add_insecure_port(addr))
     if port == 0:
         raise OSError(f"{name}: cannot bind {addr}")
     await server.start()
@@ -86,10 +109,10 @@ def bound_address(addr: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-async def serve(name: str, addr: str, register: Register, *, grace: float,
-                port_file: str = "") -> None:
+async def serve(name: str, addr: str, register: Register, security: ServerSecurity, *,
+                grace: float, port_file: str = "", limits: ServerLimits | None = None) -> None:
     """Runs until SIGTERM or SIGINT, then stops gracefully."""
-    running = await start(name, addr, register)
+    running = await start(name, addr, register, security, limits)
     real = bound_address(addr, running.port)
     if port_file:
         tmp = Path(f"{port_file}.tmp")
@@ -104,5 +127,7 @@ async def serve(name: str, addr: str, register: Register, *, grace: float,
     await running.stop(grace)
 
 
-def run(name: str, addr: str, register: Register, *, grace: float, port_file: str = "") -> None:
-    asyncio.run(serve(name, addr, register, grace=grace, port_file=port_file))
+def run(name: str, addr: str, register: Register, security: ServerSecurity, *, grace: float,
+        port_file: str = "", limits: ServerLimits | None = None) -> None:
+    asyncio.run(serve(name, addr, register, security, grace=grace, port_file=port_file,
+                      limits=limits))

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.config import setting
+from services.common.security import SecuritySettings
 from services.fetch.policy import FetchPolicy, parse_allow_rules
 
 
 @dataclass
-class CommonSettings:
+class CommonSettings(SecuritySettings):
     data_dir: str = setting("CORRAL_DATA_DIR", "corral-data",
                             "Data directory of the embedded default (SQLite file, blobs)")
     log_level: str = setting("CORRAL_LOG_LEVEL", "info", "debug, info, warning or error")

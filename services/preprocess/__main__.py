@@ -20,14 +20,16 @@ from corral.errors import Unavailable
 from corral.preprocess.v1 import preprocess_service_pb2_grpc as pb_grpc
 from services.blobstore import open_blob_store
 from services.common.config import load
+from services.common.limit_settings import apply_limits
 from services.common.logs import setup_logging
-from services.common.server import run
+from services.common.remote_auth import worker_credentials
+from services.common.server import ServerSecurity, run
 from services.preprocess.catalog_client import GrpcCatalog
 from services.preprocess.config import PreprocessConfig
 from services.preprocess.decoding import DecodeLimits
 from services.preprocess.pool import DecodePool
 from services.preprocess.processor import ItemProcessor
-from services.preprocess.servicer import SERVICE_NAME, PreprocessServicer
+from services.preprocess.servicer import NEEDS, SERVICE_NAME, PreprocessServicer
 from services.preprocess.worker import Worker
 
 log = logging.getLogger("corral.preprocess")
@@ -68,11 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     config = load(PreprocessConfig, sys.argv[1:] if argv is None else argv,
                   description="corral preprocess service")
     setup_logging(config.log_level, config.log_format)
+    server_limits = apply_limits(config)
     store = open_blob_store(config, config.data_path)
     pool = build_pool(config)
+    credentials, authenticator = worker_credentials(config, config.data_path)
 
     async def register(server: grpc.aio.Server):
-        catalog = GrpcCatalog(config.catalog_addr)
+        catalog = GrpcCatalog(config.catalog_addr, credentials, config.catalog_timeout_seconds)
         dataset_id = await resolve_dataset(catalog, config.dataset) if config.dataset else ""
         group = config.group_for(dataset_id)
         processor = ItemProcessor(catalog, pool, store, config.max_attempts, group)
@@ -88,11 +92,13 @@ def main(argv: list[str] | None = None) -> None:
             await worker.stop(config.grace_seconds)
             await asyncio.to_thread(pool.stop)
             await catalog.close()
+            await authenticator.close()
 
         return [SERVICE_NAME], cleanup
 
-    run("preprocess", config.addr, register, grace=config.grace_seconds,
-        port_file=config.port_file)
+    security = ServerSecurity(authenticator, NEEDS, config.server_tls())
+    run("preprocess", config.addr, register, security, grace=config.grace_seconds,
+        port_file=config.port_file, limits=server_limits)
 
 
 if __name__ == "__main__":

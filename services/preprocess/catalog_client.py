@@ -12,8 +12,9 @@ from google.protobuf import struct_pb2
 from corral.catalog.v1 import catalog_service_pb2 as pb
 from corral.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from corral.catalog.v1 import resources_pb2
+from corral.credentials import Credentials
 from corral.errors import NotFound
-from corral.rpc import CHANNEL_OPTIONS, translate
+from corral.rpc import CHANNEL_OPTIONS, open_aio_channel, translate
 from corral.structs import struct_to_dict
 from services.preprocess.catalog import (
     CatalogItem,
@@ -24,7 +25,8 @@ from services.preprocess.catalog import (
 )
 
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
-# Unary calls; the Subscribe stream has none, it lives until cancelled.
+# Unary calls (CORRAL_PREPROCESS_CATALOG_TIMEOUT_SECONDS); the Subscribe stream has none, it
+# lives until cancelled, and keepalive pings end it if the catalog vanishes.
 CALL_TIMEOUT_SECONDS = 30.0
 # gRPC's default reconnect backoff grows to two minutes; a restarted catalog should be
 # noticed within seconds.
@@ -66,9 +68,10 @@ def _event(response: pb.SubscribeResponse) -> ItemEvent:
 
 
 class GrpcCatalog:
-    def __init__(self, addr: str) -> None:
-        self._channel = grpc.aio.insecure_channel(addr,
-                                                  options=CHANNEL_OPTIONS + RECONNECT_OPTIONS)
+    def __init__(self, addr: str, credentials: Credentials,
+                 timeout_seconds: float = CALL_TIMEOUT_SECONDS) -> None:
+        self._timeout = timeout_seconds
+        self._channel = open_aio_channel(addr, credentials, CHANNEL_OPTIONS + RECONNECT_OPTIONS)
         self._stub = pb_grpc.CatalogServiceStub(self._channel)
 
     async def subscribe_leased(self, lease: LeaseSettings,
@@ -94,7 +97,7 @@ class GrpcCatalog:
     async def get_item(self, item_id: str) -> CatalogItem:
         try:
             response = await self._stub.GetItem(pb.GetItemRequest(item_id=item_id),
-                                                timeout=CALL_TIMEOUT_SECONDS)
+                                                timeout=self._timeout)
         except grpc.RpcError as exc:
             raise translate(exc) from None
         return _item(response.item)
@@ -110,7 +113,7 @@ class GrpcCatalog:
 
     async def _get_dataset(self, request: pb.GetDatasetRequest) -> DatasetInfo:
         try:
-            response = await self._stub.GetDataset(request, timeout=CALL_TIMEOUT_SECONDS)
+            response = await self._stub.GetDataset(request, timeout=self._timeout)
         except grpc.RpcError as exc:
             raise translate(exc) from None
         return _dataset(response.dataset)
@@ -121,14 +124,14 @@ class GrpcCatalog:
             item_id=item_id, system=_struct(system),
             expected_blob_key=expected_blob_key)
         try:
-            await self._stub.UpdateSystemMetadata(request, timeout=CALL_TIMEOUT_SECONDS)
+            await self._stub.UpdateSystemMetadata(request, timeout=self._timeout)
         except grpc.RpcError as exc:
             raise translate(exc) from None
 
     async def ack_event_cursors(self, consumer_group: str, cursors: list[str]) -> str:
         request = pb.AckEventsRequest(consumer_group=consumer_group, event_cursors=cursors)
         try:
-            response = await self._stub.AckEvents(request, timeout=CALL_TIMEOUT_SECONDS)
+            response = await self._stub.AckEvents(request, timeout=self._timeout)
         except grpc.RpcError as exc:
             raise translate(exc) from None
         return response.committed_cursor
@@ -140,7 +143,7 @@ class GrpcCatalog:
             event_cursors=cursors, lease_seconds=lease_seconds)
         try:
             response = await self._stub.ExtendEventLeases(request,
-                                                          timeout=CALL_TIMEOUT_SECONDS)
+                                                          timeout=self._timeout)
         except grpc.RpcError as exc:
             raise translate(exc) from None
         return list(response.extended_cursors)
@@ -148,7 +151,7 @@ class GrpcCatalog:
     async def get_consumer_group(self, consumer_group: str) -> ConsumerGroupState:
         request = pb.GetConsumerGroupRequest(consumer_group=consumer_group)
         try:
-            response = await self._stub.GetConsumerGroup(request, timeout=CALL_TIMEOUT_SECONDS)
+            response = await self._stub.GetConsumerGroup(request, timeout=self._timeout)
         except grpc.RpcError as exc:
             raise translate(exc) from None
         return ConsumerGroupState(committed_cursor=response.committed_cursor,

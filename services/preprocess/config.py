@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from services.common.config import setting
+from services.common.limit_settings import ServerLimitSettings
 from services.common.settings import BlobStoreSettings, CommonSettings, FetchSettings
 
 SHARED_GROUP = "preprocess"
@@ -13,10 +14,14 @@ PRIVATE_GROUP_PREFIX = "preprocess:dataset:"
 
 
 @dataclass
-class PreprocessConfig(CommonSettings, BlobStoreSettings, FetchSettings):
+class PreprocessConfig(ServerLimitSettings, CommonSettings, BlobStoreSettings, FetchSettings):
     addr: str = setting("CORRAL_PREPROCESS_ADDR", "127.0.0.1:50053", "Address to bind")
     catalog_addr: str = setting("CORRAL_CATALOG_ADDR", "127.0.0.1:50051",
                                 "Catalog service to subscribe to and write results back to")
+    catalog_timeout_seconds: float = setting(
+        "CORRAL_PREPROCESS_CATALOG_TIMEOUT_SECONDS", 30.0,
+        "Deadline of each unary call to the catalog (the event stream has none; keepalive "
+        "pings notice a dead catalog)")
     processes: int = setting("CORRAL_PREPROCESS_PROCESSES", 0,
                              "Decoding worker processes (0: one per CPU core)")
     consumer_group: str = setting(

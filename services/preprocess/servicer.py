@@ -6,9 +6,11 @@ import grpc
 
 from corral.preprocess.v1 import preprocess_service_pb2 as pb
 from corral.preprocess.v1 import preprocess_service_pb2_grpc as pb_grpc
+from services.common.auth import Need
 from services.preprocess.worker import Worker
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PreprocessService"].full_name
+NEEDS = {f"/{SERVICE_NAME}/GetStats": Need.READ}
 
 
 class PreprocessServicer(pb_grpc.PreprocessServiceServicer):

@@ -126,7 +126,8 @@ class _BulkStream:
                 "spec may only be sent in a file's first message"))
         if file.sink is not None:
             try:
-                await accept(message, file.sink, file.spec.declared_size)
+                await accept(message, file.sink, file.spec.declared_size,
+                             self._uploader.max_bytes)
             except Exception as exc:  # noqa: BLE001 - one file's failure must not end the stream
                 await self._fail(index, file, exc)
         if not message.finish_write:
@@ -148,7 +149,7 @@ class _BulkStream:
         try:
             if not message.HasField("spec"):
                 raise InvalidArgument("a file's first message must carry spec")
-            spec = validate_spec(message.spec)
+            spec = validate_spec(message.spec, self._uploader.max_bytes)
             await self._uploader.registrar.check_dataset(spec.dataset_id)
         except Exception as exc:  # noqa: BLE001 - one file's failure must not end the stream
             await self._fail(index, file, exc)

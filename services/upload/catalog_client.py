@@ -9,8 +9,10 @@ import grpc
 
 from corral.catalog.v1 import catalog_service_pb2 as catalog_pb2
 from corral.catalog.v1 import catalog_service_pb2_grpc, resources_pb2
+from corral.credentials import Credentials
 from corral.errors import CorralError, NotFound, error_for_code
-from corral.rpc import CHANNEL_OPTIONS, translate
+from corral.rpc import CHANNEL_OPTIONS, open_aio_channel, translate
+from services.common.auth import on_behalf_headers
 
 _TRANSPORT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
 
@@ -18,10 +20,12 @@ _TRANSPORT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
 class GrpcCatalog:
     """Must be created inside the running event loop (grpc.aio channels bind to it)."""
 
-    def __init__(self, addr: str, timeout_seconds: float) -> None:
+    def __init__(self, addr: str, timeout_seconds: float, credentials: Credentials) -> None:
         self.addr = addr
         self._timeout = timeout_seconds
-        self._channel = grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS)
+        # The service key, plus the project and role of the user each call is made for.
+        self._channel = open_aio_channel(addr, credentials, CHANNEL_OPTIONS,
+                                         dynamic=on_behalf_headers)
         self._stub = catalog_service_pb2_grpc.CatalogServiceStub(self._channel)
 
     async def _call(self, method: Any, request: Any) -> Any:

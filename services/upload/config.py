@@ -6,19 +6,30 @@ from dataclasses import dataclass
 
 from corral.addresses import DEFAULT_CATALOG_ADDR, DEFAULT_UPLOAD_ADDR
 from services.common.config import setting
+from services.common.limit_settings import (
+    MetadataLimitSettings,
+    PathLimitSettings,
+    ServerLimitSettings,
+)
 from services.common.settings import BlobStoreSettings, CommonSettings, FetchSettings
+from services.upload.spec import DEFAULT_MAX_UPLOAD_BYTES
 
 MIB = 1024 * 1024
 
 
 @dataclass
-class UploadConfig(CommonSettings, BlobStoreSettings, FetchSettings):
+class UploadConfig(MetadataLimitSettings, PathLimitSettings, ServerLimitSettings,
+                   CommonSettings, BlobStoreSettings, FetchSettings):
     addr: str = setting("CORRAL_UPLOAD_ADDR", DEFAULT_UPLOAD_ADDR,
                         "Address the upload service binds (port 0 picks a free port)")
     catalog_addr: str = setting("CORRAL_CATALOG_ADDR", DEFAULT_CATALOG_ADDR,
                                 "Address of the catalog service")
     catalog_timeout_seconds: float = setting("CORRAL_UPLOAD_CATALOG_TIMEOUT_SECONDS", 10.0,
                                              "Deadline of each call to the catalog")
+    upload_max_bytes: int = setting(
+        "CORRAL_UPLOAD_MAX_BYTES", DEFAULT_MAX_UPLOAD_BYTES,
+        "Largest file one upload may store, in bytes (a declared spec.size above it is refused "
+        "before any byte is stored; an undeclared upload is cut off once it passes it)")
     download_chunk_bytes: int = setting("CORRAL_UPLOAD_DOWNLOAD_CHUNK_BYTES", MIB,
                                         "Bytes per Download message")
     write_batch_bytes: int = setting("CORRAL_UPLOAD_WRITE_BATCH_BYTES", MIB,

@@ -21,6 +21,7 @@ from typing import Any
 
 from corral.errors import InvalidArgument
 from corral.paths import check_name
+from services.common.metadata_limits import checked_json_text
 
 # Header names (matched stripped and lowercased) -> the spelling used in messages.
 COLUMNS = {"id": "ID", "url": "URL", "image_bytes": "image_bytes", "name": "name",
@@ -90,6 +91,10 @@ def _metadata(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _BadRow(f"item_metadata: must be a JSON object, not {type(value).__name__}")
     _check_storable(value)
+    try:
+        checked_json_text(value, "item_metadata")  # size and depth, as the catalog checks
+    except InvalidArgument as e:
+        raise _BadRow(e.message) from None
     return value
 
 

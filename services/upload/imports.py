@@ -20,15 +20,16 @@ from pathlib import PurePosixPath
 from corral.catalog.v1 import catalog_service_pb2 as catalog_pb2
 from corral.catalog.v1 import resources_pb2
 from corral.errors import CorralError, InvalidArgument
-from corral.paths import check_name, join, normalize_dir
+from corral.paths import check_name, check_path_length, join, normalize_dir
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.blobstore.base import BlobStore
 from services.fetch import Fetcher, check_url
 from services.upload.batching import CreateBatcher
 from services.upload.catalog_port import Catalog
 from services.upload.csv_rows import CsvRow, CsvRowParser, RowError
-from services.upload.registration import blob_key_for
+from services.upload.registration import blob_key_for, visible_dataset
 from services.upload.sink import run_blocking
+from services.upload.spec import DEFAULT_MAX_UPLOAD_BYTES, too_large
 
 log = logging.getLogger("corral.upload.import")
 
@@ -41,6 +42,7 @@ class ImportLimits:
     fetch_concurrency: int = 16
     max_pending_rows: int = 2000
     batch_size: int = 500
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES  # per stored row (CORRAL_UPLOAD_MAX_BYTES)
 
 
 @dataclass
@@ -62,7 +64,8 @@ def import_folder(spec: upload_pb2.ImportCsvSpec) -> str:
     remote_dir = normalize_dir(spec.remote_dir or "/", "spec.remote_dir")
     csv_name = check_name(spec.csv_name, "spec.csv_name")
     stem = PurePosixPath(csv_name).stem or csv_name
-    return join(remote_dir, check_name(stem, "spec.csv_name"))
+    return check_path_length(join(remote_dir, check_name(stem, "spec.csv_name")),
+                             "the import folder spec.remote_dir/spec.csv_name")
 
 
 class CsvImporter:
@@ -85,7 +88,7 @@ class CsvImporter:
             raise InvalidArgument("spec.fetch_concurrency must not be negative")
         concurrency = min(spec.fetch_concurrency or self._limits.fetch_concurrency,
                           self._limits.fetch_concurrency)
-        await self._catalog.get_dataset(spec.dataset_id)
+        await visible_dataset(self._catalog, spec.dataset_id)  # before any row is stored
         run = _ImportRun(self, spec.dataset_id, folder, concurrency)
         async for response in run.stream(first, messages):
             yield response
@@ -99,6 +102,7 @@ class _ImportRun:
         self._store, self._catalog = importer._store, importer._catalog
         self._fetcher, limits = importer._fetcher, importer._limits
         self._dataset_id, self._folder, self._concurrency = dataset_id, folder, concurrency
+        self._max_bytes = limits.max_upload_bytes
         self._fetch_slots = asyncio.Semaphore(concurrency)
         self._pending = asyncio.Semaphore(limits.max_pending_rows)
         self._results: asyncio.Queue[upload_pb2.ImportCsvRowResult | None] = asyncio.Queue()
@@ -204,6 +208,8 @@ class _ImportRun:
         return request
 
     async def _create(self, row: CsvRow) -> catalog_pb2.CreateItemResponse:
+        # Refused before anything is fetched or stored (the catalog checks it again).
+        check_path_length(join(self._folder, row.name), "name: the item's full path")
         request = self._request(row)
         if row.action == "link":
             request.type = ItemType.ITEM_TYPE_LINK
@@ -217,6 +223,8 @@ class _ImportRun:
                                                       outcome=CreateOutcome.CREATE_OUTCOME_SKIPPED)
         key = blob_key_for(self._dataset_id)
         if row.content is not None:
+            if len(row.content) > self._max_bytes:
+                raise too_large(f"image_bytes holds {len(row.content)} bytes", self._max_bytes)
             size, sha256 = await run_blocking(self._put, key, row.content)
         else:
             async with self._fetch_slots:
@@ -246,6 +254,8 @@ class _ImportRun:
         try:
             with self._fetcher.open(url) as body:
                 for chunk in body.iter_chunks():
+                    if size + len(chunk) > self._max_bytes:
+                        raise too_large(f"URL: the body of {url} is larger", self._max_bytes)
                     digest.update(chunk)
                     writer.write(chunk)
                     size += len(chunk)

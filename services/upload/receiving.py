@@ -11,6 +11,7 @@ import google_crc32c
 from corral.errors import DataLoss, InvalidArgument
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.upload.sink import HashingBlobSink
+from services.upload.spec import too_large
 
 _SHA256_LENGTH = 64
 
@@ -37,12 +38,13 @@ def check_message(message: ChunkMessage, data: bytes) -> None:
 
 async def receive(first: upload_pb2.UploadItemRequest,
                   messages: AsyncIterator[upload_pb2.UploadItemRequest],
-                  sink: HashingBlobSink, declared_size: int | None) -> str | None:
+                  sink: HashingBlobSink, declared_size: int | None,
+                  max_bytes: int) -> str | None:
     """Streams every message's data into `sink` up to the one with finish_write and returns
     that message's sha256 ("" if none); None if the stream ended without finish_write."""
     message: upload_pb2.UploadItemRequest | None = first
     while True:
-        await accept(message, sink, declared_size)
+        await accept(message, sink, declared_size, max_bytes)
         if message.finish_write:
             return message.sha256.lower()
         message = await anext(messages, None)
@@ -53,8 +55,9 @@ async def receive(first: upload_pb2.UploadItemRequest,
 
 
 async def accept(message: ChunkMessage, sink: HashingBlobSink,
-                 declared_size: int | None) -> None:
-    """Checks one message against what `sink` received so far and feeds it its data."""
+                 declared_size: int | None, max_bytes: int) -> None:
+    """Checks one message against what `sink` received so far and feeds it its data; data
+    that would take the upload past `max_bytes` is refused before it is stored."""
     if message.write_offset != sink.size:
         raise InvalidArgument(f"write_offset {message.write_offset}, expected {sink.size}")
     data = message.data  # each access copies the bytes out of the message
@@ -63,4 +66,7 @@ async def accept(message: ChunkMessage, sink: HashingBlobSink,
         if declared_size is not None and sink.size + len(data) > declared_size:
             raise InvalidArgument(
                 f"received more than the declared spec.size of {declared_size} bytes")
+        if sink.size + len(data) > max_bytes:
+            raise too_large(f"with this message the upload would hold {sink.size + len(data)} "
+                            "bytes", max_bytes)
         await sink.write(data)

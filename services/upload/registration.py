@@ -15,9 +15,17 @@ import uuid
 
 from corral.catalog.v1 import catalog_service_pb2 as catalog_pb2
 from corral.catalog.v1 import resources_pb2
-from corral.errors import AlreadyExists, CorralError, DataLoss, InvalidArgument, Unavailable
+from corral.errors import (
+    AlreadyExists,
+    CorralError,
+    DataLoss,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.blobstore.base import BlobStore
+from services.common.caller import caller_or_none
 from services.upload.batching import CreateBatcher
 from services.upload.catalog_port import Catalog
 from services.upload.links import LinkTarget
@@ -65,22 +73,48 @@ def check_content(spec: ValidSpec, size: int, sha256: str | None,
 
 class DatasetCache:
     """Datasets recently found in the catalog, so small uploads skip a lookup. Safe because the
-    catalog checks the dataset again in CreateItem; this only makes unknown ones fail early."""
+    catalog checks the dataset again in CreateItem; this only makes unknown ones fail early.
+
+    Entries are per caller project (None: callers that see every project): a lookup answered
+    for project A must never let a key of project B skip its own lookup."""
 
     def __init__(self, ttl_seconds: float, max_entries: int = 4096) -> None:
         self._ttl, self._max = ttl_seconds, max_entries
-        self._expiry: dict[str, float] = {}
+        # (caller project, dataset id) -> (expiry, the dataset's own project)
+        self._entries: dict[tuple[str | None, str], tuple[float, str]] = {}
 
-    def __contains__(self, dataset_id: str) -> bool:
-        expiry = self._expiry.get(dataset_id)
-        return expiry is not None and expiry > time.monotonic()
+    def get(self, scope: str | None, dataset_id: str) -> str | None:
+        """The owning project of a dataset `scope` recently saw, else None."""
+        entry = self._entries.get((scope, dataset_id))
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
 
-    def add(self, dataset_id: str) -> None:
+    def add(self, scope: str | None, dataset_id: str, project: str) -> None:
         if self._ttl <= 0:
             return
-        if len(self._expiry) >= self._max:
-            self._expiry.clear()
-        self._expiry[dataset_id] = time.monotonic() + self._ttl
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[(scope, dataset_id)] = (time.monotonic() + self._ttl, project)
+
+
+def caller_project() -> str | None:
+    """The project the current call acts in; None for callers that see every project (and
+    for calls made without an authenticated caller, e.g. unit tests and background sweeps)."""
+    principal = caller_or_none()
+    return principal.project if principal is not None else None
+
+
+async def visible_dataset(catalog: Catalog, dataset_id: str) -> resources_pb2.Dataset:
+    """The dataset, or NotFound when the caller cannot see it."""
+    dataset = await catalog.get_dataset(dataset_id)
+    # The catalog already scopes the lookup to the caller's project (the call carries it);
+    # checked here again so that nothing can land in another project's dataset even if that
+    # ever changed.
+    scope = caller_project()
+    if scope is not None and dataset.project and dataset.project != scope:
+        raise NotFound(f"dataset {dataset_id} not found")
+    return dataset
 
 
 class Registrar:
@@ -90,11 +124,16 @@ class Registrar:
         self.catalog = catalog
         self._datasets = DatasetCache(dataset_cache_seconds)
 
-    async def check_dataset(self, dataset_id: str) -> None:
-        if dataset_id in self._datasets:
-            return
-        await self.catalog.get_dataset(dataset_id)
-        self._datasets.add(dataset_id)
+    async def check_dataset(self, dataset_id: str) -> str:
+        """The project owning the dataset, or NotFound when the caller cannot see it. Called
+        before any byte of an upload is stored."""
+        scope = caller_project()
+        project = self._datasets.get(scope, dataset_id)
+        if project is not None:
+            return project
+        dataset = await visible_dataset(self.catalog, dataset_id)
+        self._datasets.add(scope, dataset_id, dataset.project)
+        return dataset.project
 
     async def existing_item(self, spec: ValidSpec) -> resources_pb2.Item | None:
         """For SKIP: the existing file to return without reading the content; for FAIL:

@@ -40,6 +40,7 @@ from corral.errors import (
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.blobstore.base import BlobStore
 from services.blobstore.sessions import SessionStorage
+from services.common.caller import caller_or_none
 from services.upload.receiving import receive
 from services.upload.registration import Registrar, blob_key_for, check_content, shielded
 from services.upload.session_records import (
@@ -52,7 +53,12 @@ from services.upload.session_records import (
     upload_id_for_request,
 )
 from services.upload.sink import HashingBlobSink, run_blocking
-from services.upload.spec import ValidSpec, validate_spec
+from services.upload.spec import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    UploadTooLarge,
+    ValidSpec,
+    validate_spec,
+)
 
 log = logging.getLogger("corral.upload")
 
@@ -86,10 +92,24 @@ def hash_blob(store: BlobStore, key: str) -> str:
     return digest.hexdigest()
 
 
+def _not_found(upload_id: str) -> NotFound:
+    return NotFound(f"upload_id {upload_id} not found: it was cancelled, expired, or "
+                    "finished long ago")
+
+
+def _check_visible(record: SessionRecord) -> None:
+    """Another project's session answers exactly like a missing one."""
+    principal = caller_or_none()
+    if principal is not None and not principal.sees(record.project):
+        raise _not_found(record.upload_id)
+
+
 class ResumableUploads:
     def __init__(self, registrar: Registrar, write_batch_bytes: int,
-                 settings: SessionSettings, clock=time.time) -> None:
+                 settings: SessionSettings, clock=time.time,
+                 max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> None:
         self._registrar = registrar
+        self._max_bytes = max_bytes
         self._store = registrar.store
         self._batch_bytes = write_batch_bytes
         self._settings = settings
@@ -110,8 +130,8 @@ class ResumableUploads:
     async def start(self, request: upload_pb2.StartResumableUploadRequest,
                     ) -> upload_pb2.StartResumableUploadResponse:
         self._refuse_when_stopping()
-        spec = validate_spec(request.spec)
-        await self._registrar.check_dataset(spec.dataset_id)
+        spec = validate_spec(request.spec, self._max_bytes)
+        project = await self._registrar.check_dataset(spec.dataset_id)
         upload_id = (upload_id_for_request(spec.dataset_id, spec.request_id)
                      if spec.request_id else uuid.uuid4().hex)
         live = self._live_session(upload_id)
@@ -121,12 +141,14 @@ class ResumableUploads:
                 if record is not None and record.expired(self._clock()):
                     await self._expire(record)
                     record = None
+                if record is not None:
+                    _check_visible(record)
                 if record is None:
                     existing = await self._registrar.existing_item(spec)
                     if existing is not None:
                         return upload_pb2.StartResumableUploadResponse(item=existing,
                                                                        outcome=SKIPPED)
-                    record = await self._create(upload_id, request.spec, spec)
+                    record = await self._create(upload_id, request.spec, spec, project)
                     live.hasher, live.hashed_size = hashlib.sha256(), 0
                 elif record.spec != spec_bytes(request.spec):
                     raise AlreadyExists(f"spec.request_id {spec.request_id!r} was already used "
@@ -151,6 +173,8 @@ class ResumableUploads:
     async def cancel(self, request: upload_pb2.CancelResumableUploadRequest,
                      ) -> upload_pb2.CancelResumableUploadResponse:
         upload_id = check_upload_id(request.upload_id)
+        # Another project's session must look absent, not "busy".
+        await self._load_current(upload_id)
         live = self._lock_free_session(upload_id)
         try:
             async with live.lock:
@@ -169,6 +193,8 @@ class ResumableUploads:
         """An UploadItem stream whose first message carries an upload_id."""
         upload_id = check_upload_id(first.upload_id)
         self._refuse_when_stopping()
+        # Another project's session must look absent, not "busy".
+        await self._load_current(upload_id)
         live = self._lock_free_session(upload_id)
         try:
             async with live.lock:
@@ -227,7 +253,7 @@ class ResumableUploads:
                             messages: AsyncIterator[upload_pb2.UploadItemRequest],
                             ) -> upload_pb2.UploadItemResponse:
         record = await self._load_current(upload_id)
-        spec = validate_spec(record.spec_message())
+        spec = validate_spec(record.spec_message(), self._max_bytes)
         if record.phase != OPEN:
             return await self._write_after_commit(record, spec, live, first)
         if first.write_offset < 0:
@@ -249,7 +275,15 @@ class ResumableUploads:
                                self._batch_bytes, hasher=hasher, start_size=persisted,
                                hash_content=hasher is not None)
         try:
-            finish_sha256 = await receive(first, messages, sink, spec.declared_size)
+            finish_sha256 = await receive(first, messages, sink, spec.declared_size,
+                                          self._max_bytes)
+        except UploadTooLarge:
+            # Past CORRAL_UPLOAD_MAX_BYTES: the session can never finish, so nothing of it
+            # may stay behind.
+            with contextlib.suppress(Exception):
+                await sink.close()
+            await self._discard(record)
+            raise
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 persisted = await self._pause(live, sink)
@@ -350,13 +384,13 @@ class ResumableUploads:
     # Records and data
 
     async def _create(self, upload_id: str, raw_spec: upload_pb2.UploadSpec,
-                      spec: ValidSpec) -> SessionRecord:
+                      spec: ValidSpec, project: str) -> SessionRecord:
         key = blob_key_for(spec.dataset_id)
         state = await run_blocking(self._storage.create_data, upload_id, key)
         now = self._clock()
         record = SessionRecord(upload_id=upload_id, spec=spec_bytes(raw_spec), blob_key=key,
                                created=now, expires=now + self._settings.ttl_seconds,
-                               data_state=state)
+                               data_state=state, project=project)
         try:
             await run_blocking(self._save, record)
         except BaseException:
@@ -372,10 +406,11 @@ class ResumableUploads:
         return SessionRecord.from_json(raw) if raw is not None else None
 
     async def _load_current(self, upload_id: str) -> SessionRecord:
+        """The live session, if the caller may see it."""
         record = await self._load(upload_id)
         if record is None or record.expired(self._clock()):
-            raise NotFound(f"upload_id {upload_id} not found: it was cancelled, expired, or "
-                           "finished long ago")
+            raise _not_found(upload_id)
+        _check_visible(record)
         return record
 
     async def _expire(self, record: SessionRecord) -> None:
@@ -383,8 +418,14 @@ class ResumableUploads:
         catalog's answer was lost before the record said "finished")."""
         if record.phase == COMMITTING and await run_blocking(self._store.exists,
                                                              record.blob_key):
-            spec = validate_spec(record.spec_message())
-            if not await self._registrar.is_registered(spec, record.blob_key):
+            try:
+                spec = validate_spec(record.spec_message(), self._max_bytes)
+            except CorralError:
+                # Limits lowered since it started: whether an item refers to the blob cannot
+                # be asked; the catalog's orphan sweep deletes it if none does.
+                spec = None
+            if spec is not None and not await self._registrar.is_registered(spec,
+                                                                            record.blob_key):
                 await self._registrar.delete_blob(record.blob_key)
         await self._discard(record)
 

@@ -9,12 +9,16 @@ import grpc
 
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from corral.upload.v1 import upload_service_pb2_grpc
+from services.common.auth import Need
 from services.upload.bulk import BulkUploads
 from services.upload.downloads import Downloader
 from services.upload.imports import CsvImporter
 from services.upload.uploads import Uploader
 
 SERVICE_NAME = upload_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name
+_READS = ("QueryUploadStatus", "Download")
+NEEDS = {f"/{SERVICE_NAME}/{method.name}": Need.READ if method.name in _READS else Need.WRITE
+         for method in upload_pb2.DESCRIPTOR.services_by_name["UploadService"].methods}
 
 
 class UploadServicer(upload_service_pb2_grpc.UploadServiceServicer):

@@ -4,6 +4,9 @@ store's session storage, so any replica sharing the store can resume the session
 Phases: "open" (receiving bytes) -> "committing" (content verified; the blob is being made
 visible at its key and registered) -> "finished" (the item exists; kept until expiry so a
 retried finish or query returns the item).
+
+A session belongs to the project of its dataset: callers of other projects are told it does
+not exist.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from corral.errors import InvalidArgument
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 
 OPEN, COMMITTING, FINISHED = "open", "committing", "finished"
+# Records written before projects existed: everything was in the default project then.
+LEGACY_PROJECT = "default"
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -52,6 +57,8 @@ class SessionRecord:
     # When "finished".
     item_id: str = ""
     outcome: int = 0
+    # The project owning the session's dataset.
+    project: str = LEGACY_PROJECT
 
     def spec_message(self) -> upload_pb2.UploadSpec:
         return upload_pb2.UploadSpec.FromString(self.spec)

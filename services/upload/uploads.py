@@ -29,7 +29,7 @@ from services.upload.registration import (
 )
 from services.upload.resumable import ResumableUploads, SessionSettings
 from services.upload.sink import HashingBlobSink
-from services.upload.spec import ValidSpec, validate_spec
+from services.upload.spec import DEFAULT_MAX_UPLOAD_BYTES, ValidSpec, validate_spec
 
 __all__ = ["REGISTER_RETRY_DELAYS", "Uploader", "blob_key_for"]
 
@@ -39,12 +39,14 @@ SKIPPED = resources_pb2.CreateOutcome.CREATE_OUTCOME_SKIPPED
 class Uploader:
     def __init__(self, store: BlobStore, catalog: Catalog, *, write_batch_bytes: int = 1 << 20,
                  dataset_cache_seconds: float = 10.0,
-                 sessions: SessionSettings | None = None) -> None:
+                 sessions: SessionSettings | None = None,
+                 max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> None:
         self._store = store
         self._write_batch_bytes = write_batch_bytes
+        self.max_bytes = max_bytes  # per upload (CORRAL_UPLOAD_MAX_BYTES)
         self.registrar = Registrar(store, catalog, dataset_cache_seconds)
         self.resumable = ResumableUploads(self.registrar, write_batch_bytes,
-                                          sessions or SessionSettings())
+                                          sessions or SessionSettings(), max_bytes=max_bytes)
 
     async def upload(
             self, requests: AsyncIterable[upload_pb2.UploadItemRequest],
@@ -53,7 +55,7 @@ class Uploader:
         first = await anext(messages, None)
         if first is not None and first.WhichOneof("first_message") == "upload_id":
             return await self.resumable.write(first, messages)
-        spec = self._first_spec(first)
+        spec = self._first_spec(first, self.max_bytes)
         await self.registrar.check_dataset(spec.dataset_id)
         # Skipped when the first message already finished the stream (nothing left to save;
         # the catalog applies the policy in CreateItem and one lookup less matters for many
@@ -64,7 +66,8 @@ class Uploader:
 
         key, sink = self.new_sink(spec.dataset_id, self._write_batch_bytes)
         try:
-            finish_sha256 = await receive(first, messages, sink, spec.declared_size)
+            finish_sha256 = await receive(first, messages, sink, spec.declared_size,
+                                          self.max_bytes)
             if finish_sha256 is None:
                 raise InvalidArgument("the upload stream ended without finish_write")
         except BaseException:
@@ -97,12 +100,12 @@ class Uploader:
         return await shielded(self.registrar.register(spec, key, sink.size, sha256, batcher))
 
     @staticmethod
-    def _first_spec(first: upload_pb2.UploadItemRequest | None) -> ValidSpec:
+    def _first_spec(first: upload_pb2.UploadItemRequest | None, max_bytes: int) -> ValidSpec:
         if first is None:
             raise InvalidArgument("the upload stream is empty; the first message must carry spec")
         if first.WhichOneof("first_message") != "spec":
             raise InvalidArgument("the first message must carry spec or upload_id")
-        return validate_spec(first.spec)
+        return validate_spec(first.spec, max_bytes)
 
     @staticmethod
     def _link_file(spec: ValidSpec, sink: HashingBlobSink,

@@ -14,14 +14,18 @@ from typing import Any
 
 import grpc
 import pytest
+import testkeys
 from sqlalchemy import func, select
 
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
 from corral.catalog.v1 import resources_pb2 as res
+from corral.rpc import open_channel
 from corral.structs import dict_to_struct
 from services.blobstore.base import BlobInfo, BlobStore, BlobWriter
-from services.catalog.app import make_register, open_database
+from services.catalog.access import Access
+from services.catalog.app import catalog_security, make_register, open_database
+from services.catalog.bootstrap import bootstrap_admin_key
 from services.catalog.db import Database
 from services.catalog.models import events, items
 from services.common.server import RunningServer, start
@@ -71,10 +75,13 @@ class InProcessCatalog:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        register = make_register(self.db, self.blobs, poll_seconds)
-        self._running: RunningServer = self._call(start("catalog", "127.0.0.1:0", register))
+        bootstrap_admin_key(Access(self.db), Path("unused"), testkeys.ADMIN_KEY)
+        security = catalog_security(self.db, testkeys.SERVICE_KEY)
+        register = make_register(self.db, self.blobs, security, poll_seconds)
+        self._running: RunningServer = self._call(start("catalog", "127.0.0.1:0", register,
+                                                        security))
         self.addr = f"127.0.0.1:{self._running.port}"
-        self.channel = grpc.insecure_channel(self.addr)
+        self.channel = open_channel(self.addr)
         self.stub = api_grpc.CatalogServiceStub(self.channel)
 
     def _call(self, coro: Any) -> Any:

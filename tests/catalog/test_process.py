@@ -7,10 +7,9 @@ import hashlib
 import time
 import uuid
 
-import grpc
-
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
+from corral.rpc import open_channel
 from services.blobstore import open_blob_store
 from services.catalog import migrate
 from services.catalog.db import Database
@@ -23,7 +22,7 @@ FAST_STOP = {"CORRAL_GRACE_SECONDS": "1"}
 def test_restart_keeps_items_and_the_group_cursor(database_url, service_factory):
     env = {"CORRAL_DATABASE_URL": database_url, **FAST_STOP}
     first = service_factory("catalog", env=env)
-    with grpc.insecure_channel(first.addr) as channel:
+    with open_channel(first.addr) as channel:
         stub = api_grpc.CatalogServiceStub(channel)
         dataset = new_dataset(stub)
         made = [create_item(stub, dataset.id, "/r", f"{n}.jpg").item for n in range(3)]
@@ -37,7 +36,7 @@ def test_restart_keeps_items_and_the_group_cursor(database_url, service_factory)
     db.dispose()
 
     second = service_factory("catalog", env=env)  # migrations again: a no-op
-    with grpc.insecure_channel(second.addr) as channel:
+    with open_channel(second.addr) as channel:
         stub = api_grpc.CatalogServiceStub(channel)
         assert stub.GetItem(api.GetItemRequest(item_id=made[2].id)).item == made[2]
         state = stub.GetConsumerGroup(api.GetConsumerGroupRequest(consumer_group="workers"))
@@ -50,7 +49,7 @@ def test_restart_keeps_items_and_the_group_cursor(database_url, service_factory)
 def test_default_sqlite_and_fs_blob_store_in_the_data_dir(service_factory, tmp_path):
     service = service_factory("catalog", env=FAST_STOP)
     blobs = open_blob_store(BlobStoreSettings(), tmp_path / "data")  # what the service opened
-    with grpc.insecure_channel(service.addr) as channel:
+    with open_channel(service.addr) as channel:
         stub = api_grpc.CatalogServiceStub(channel)
         dataset = new_dataset(stub)
         key = f"items/{dataset.id}/{uuid.uuid4().hex}"
@@ -64,7 +63,7 @@ def test_default_sqlite_and_fs_blob_store_in_the_data_dir(service_factory, tmp_p
 
 def test_sigterm_ends_open_subscriptions_without_waiting_out_the_grace(service_factory):
     service = service_factory("catalog", env={"CORRAL_GRACE_SECONDS": "30"})
-    with grpc.insecure_channel(service.addr) as channel:
+    with open_channel(service.addr) as channel:
         stub = api_grpc.CatalogServiceStub(channel)
         stream = stub.Subscribe(api.SubscribeRequest())
         dataset = new_dataset(stub)

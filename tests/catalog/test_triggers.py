@@ -37,7 +37,8 @@ def test_create_get_list_update_delete(stub):
     created = _create(stub, dataset_id=dataset.id, filter=jpegs,
                       actions=[res.EVENT_TYPE_UPDATED, res.EVENT_TYPE_CREATED],
                       mode=tpb.TRIGGER_MODE_ALWAYS, description="hash")
-    assert created.consumer_group == f"trigger:{created.name}"
+    # An instance admin names groups as stored: the trigger's project, then trigger:<name>.
+    assert created.consumer_group == f"default/trigger:{created.name}"
     assert list(created.actions) == [res.EVENT_TYPE_CREATED, res.EVENT_TYPE_UPDATED]
     assert (created.mode, created.paused, created.project) == (tpb.TRIGGER_MODE_ALWAYS, False,
                                                                "default")

@@ -6,6 +6,7 @@ import io
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import testkeys
 from PIL import Image
 from sdk.images import make_photo_tree
 
@@ -55,7 +57,9 @@ class CorralUp:
 def corral_up(tmp_path: Path) -> Iterator[CorralUp]:
     addrs = {"catalog": _free_loopback_addr(), "upload": _free_loopback_addr(),
              "preprocess": _free_loopback_addr()}
-    env = {**os.environ,
+    # No test keys: `corral up` makes its own, as on a fresh machine.
+    env = {**{k: v for k, v in os.environ.items() if k not in testkeys.ENV or
+              k == "XDG_CONFIG_HOME"},
            addresses.CATALOG_ADDR_ENV: addrs["catalog"],
            addresses.UPLOAD_ADDR_ENV: addrs["upload"],
            addresses.PREPROCESS_ADDR_ENV: addrs["preprocess"],
@@ -90,7 +94,22 @@ def test_corral_up_serves_uploads_preprocesses_and_stops_on_sigterm(
     assert upload.returncode == 0, upload.stderr
     assert upload.stdout.strip() == "created 5, skipped 0, overwritten 0, failed 0"
 
-    with Client(*corral_up.addrs.values()) as client:
+    data_dir = tmp_path / "data"
+    admin_key = data_dir / "keys" / "admin.key"
+    assert stat.S_IMODE(admin_key.stat().st_mode) == 0o600
+    assert stat.S_IMODE((data_dir / "keys").stat().st_mode) == 0o700
+    key = admin_key.read_text().strip()
+    whoami = corral_up.cli("datasets", "list")  # found through the note `corral up` left
+    assert whoami.returncode == 0, whoami.stderr
+    assert key not in whoami.stdout + whoami.stderr
+    refused = subprocess.run([sys.executable, "-m", "corral.cli.main", "datasets", "list"],
+                             env={**corral_up.env, "CORRAL_API_KEY": "corral_0_nope"},
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr
+    for service in ("catalog", "upload", "preprocess"):
+        assert key not in (data_dir / "logs" / f"{service}.log").read_text()
+
+    with Client(*corral_up.addrs.values(), api_key=key) as client:
         files = {i["filename"]: i for i in client.wait_for_preprocessing(name, timeout=60)}
         image = files["/photos/b.png"]
         assert preprocess_status(image) == "success"
@@ -99,7 +118,6 @@ def test_corral_up_serves_uploads_preprocesses_and_stops_on_sigterm(
         thumbnail = Image.open(io.BytesIO(client.download_bytes(image["id"], thumbnail=True)))
         assert thumbnail.size[1] == 256 and thumbnail.size[0] < 256
 
-    data_dir = tmp_path / "data"
     for service in ("catalog", "upload", "preprocess"):
         assert (data_dir / "logs" / f"{service}.log").stat().st_size > 0
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import testkeys
 from sdk.stack import Stack
 
 from corral.client import Client
@@ -26,7 +27,8 @@ def buf_binary() -> str:
 def buf_curl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [buf_binary(), "curl", "--protocol", "grpc", "--http2-prior-knowledge",
-         "--timeout", "20s", *args],
+         "--timeout", "20s", "-H", f"authorization: Bearer {testkeys.ADMIN_KEY}",
+         "--reflect-header", f"authorization: Bearer {testkeys.ADMIN_KEY}", *args],
         capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -37,11 +39,13 @@ def lines(done: subprocess.CompletedProcess[str]) -> list[str]:
 
 def test_buf_curl_lists_the_services_of_every_server(stack: Stack) -> None:
     common = {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
-    for service, name in ((stack.catalog, "corral.catalog.v1.CatalogService"),
-                          (stack.upload, "corral.upload.v1.UploadService"),
-                          (stack.preprocess, "corral.preprocess.v1.PreprocessService")):
+    for service, names in (
+            (stack.catalog, {"corral.catalog.v1.CatalogService",
+                             "corral.catalog.v1.AdminService"}),
+            (stack.upload, {"corral.upload.v1.UploadService"}),
+            (stack.preprocess, {"corral.preprocess.v1.PreprocessService"})):
         assert set(lines(buf_curl("--list-services", f"http://{service.addr}"))) == {
-            name, *common}
+            *names, *common}
     methods = lines(buf_curl("--list-methods", f"http://{stack.catalog.addr}"))
     assert "corral.catalog.v1.CatalogService/CreateDataset" in methods
     assert "corral.catalog.v1.CatalogService/Subscribe" in methods

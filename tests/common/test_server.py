@@ -6,11 +6,15 @@ import asyncio
 
 import grpc
 import pytest
+import testkeys
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from corral import errors
+from corral.rpc import open_aio_channel
 from services.common import server as runner
+from services.common.auth import Need
+from services.common.remote_auth import OwnerAuthenticator
 
 SERVICE = "corral.test.v1.ProbeService"
 
@@ -29,7 +33,9 @@ async def _start(behavior) -> runner.RunningServer:
         server.add_generic_rpc_handlers((_probe_handler(behavior),))
         return [SERVICE], None
 
-    return await runner.start("probe", "127.0.0.1:0", register)
+    security = runner.ServerSecurity(OwnerAuthenticator(testkeys.ADMIN_KEY),
+                                     {f"/{SERVICE}/Call": Need.READ})
+    return await runner.start("probe", "127.0.0.1:0", register, security)
 
 
 def _call(channel: grpc.aio.Channel):
@@ -49,7 +55,7 @@ def test_domain_errors_become_their_status(exc: errors.CorralError) -> None:
 
         running = await _start(fail)
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            async with open_aio_channel(f"127.0.0.1:{running.port}") as channel:
                 with pytest.raises(grpc.aio.AioRpcError) as caught:
                     await _call(channel)
             assert caught.value.code().name == exc.code
@@ -67,7 +73,7 @@ def test_unexpected_errors_are_internal_without_traceback() -> None:
 
         running = await _start(crash)
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            async with open_aio_channel(f"127.0.0.1:{running.port}") as channel:
                 with pytest.raises(grpc.aio.AioRpcError) as caught:
                     await _call(channel)
             assert caught.value.code() == grpc.StatusCode.INTERNAL
@@ -90,7 +96,7 @@ def test_health_reflection_and_graceful_stop() -> None:
         running = await _start(slow)
         assert running.port > 0
         addr = f"127.0.0.1:{running.port}"
-        async with grpc.aio.insecure_channel(addr) as channel:
+        async with open_aio_channel(addr) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             for name in ("", SERVICE):
                 reply = await health.Check(health_pb2.HealthCheckRequest(service=name))

@@ -22,6 +22,7 @@ from corral.cli.main import main as cli_main
 from corral.client import Client
 from corral.client.client import preprocess_status
 from corral.errors import FailedPrecondition, InvalidArgument
+from corral.rpc import open_channel
 from corral.upload.v1 import upload_service_pb2, upload_service_pb2_grpc
 from e2e.remote import RemoteFiles, serving
 
@@ -247,7 +248,7 @@ def test_csv_import_refuses_a_bad_header_and_writes_nothing(client, tmp_path: Pa
 
 
 def _import_call(stack: Stack, messages: list) -> list:
-    with grpc.insecure_channel(stack.upload.addr) as channel:
+    with open_channel(stack.upload.addr) as channel:
         stub = upload_service_pb2_grpc.UploadServiceStub(channel)
         return list(stub.ImportCsv(iter(messages), timeout=30))
 

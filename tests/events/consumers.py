@@ -13,6 +13,7 @@ import grpc
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
 from corral.catalog.v1 import resources_pb2 as res
+from corral.rpc import open_channel
 
 RECONNECT_PAUSE = 0.2
 
@@ -49,7 +50,7 @@ class Consumer:
         return [delivery.item_id for delivery in self.deliveries]
 
     def _run(self) -> None:
-        with grpc.insecure_channel(self.addr) as channel:
+        with open_channel(self.addr) as channel:
             stub = api_grpc.CatalogServiceStub(channel)
             while not self._stopped.is_set():
                 try:

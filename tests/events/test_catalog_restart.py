@@ -15,6 +15,7 @@ import grpc
 
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
+from corral.rpc import open_channel
 from tests.events.consumers import CursorConsumer, LeasedConsumer
 from tests.preprocess.catalog_helpers import wait_for
 from tests.preprocess.test_worker import free_port
@@ -48,7 +49,7 @@ class Producer:
 
     def _run(self) -> None:
         try:
-            with grpc.insecure_channel(self.addr) as channel:
+            with open_channel(self.addr) as channel:
                 stub = api_grpc.CatalogServiceStub(channel)
                 for n in range(ITEMS):
                     self.created.append(self._create(stub, n))
@@ -74,7 +75,7 @@ def test_catalog_restart_loses_and_duplicates_nothing(database_url, service_fact
     addr = f"127.0.0.1:{free_port()}"
     env = {**ENV, "CORRAL_DATABASE_URL": database_url}
     catalog = service_factory("catalog", env=env, addr=addr)
-    with grpc.insecure_channel(addr) as channel:
+    with open_channel(addr) as channel:
         dataset_id = api_grpc.CatalogServiceStub(channel).CreateDataset(
             api.CreateDatasetRequest(name="restart"), timeout=10).dataset.id
     leased = [LeasedConsumer(addr, f"member-{n}", "restart", dataset_id).start()
@@ -92,7 +93,7 @@ def test_catalog_restart_loses_and_duplicates_nothing(database_url, service_fact
         wait_for(lambda: len(cursor.deliveries) >= ITEMS, 60, "the cursor subscriber")
         wait_for(lambda: set(expected) <= {i for c in leased for i in c.item_ids}, 60,
                  "the leased group")
-        with grpc.insecure_channel(addr) as channel:
+        with open_channel(addr) as channel:
             group = wait_for(lambda: (s := api_grpc.CatalogServiceStub(channel).GetConsumerGroup(
                 api.GetConsumerGroupRequest(consumer_group="restart"), timeout=10))
                 .pending_events == 0 and s.leased_events == 0 and s, 60,

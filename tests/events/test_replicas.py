@@ -8,10 +8,9 @@ import hashlib
 import uuid
 from collections import Counter
 
-import grpc
-
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
+from corral.rpc import open_channel
 from tests.events.consumers import LeasedConsumer
 from tests.preprocess.catalog_helpers import wait_for
 
@@ -33,7 +32,7 @@ def create_batch(stub: api_grpc.CatalogServiceStub, dataset_id: str, start: int)
 def test_two_replicas_lease_each_event_once(pg_database_factory, service_factory):
     env = {**ENV, "CORRAL_DATABASE_URL": pg_database_factory()}
     replicas = [service_factory("catalog", env=env) for _ in range(2)]
-    channels = [grpc.insecure_channel(replica.addr) for replica in replicas]
+    channels = [open_channel(replica.addr) for replica in replicas]
     stubs = [api_grpc.CatalogServiceStub(channel) for channel in channels]
     dataset_id = stubs[0].CreateDataset(api.CreateDatasetRequest(name="shared"),
                                         timeout=10).dataset.id

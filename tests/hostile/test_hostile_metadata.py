@@ -296,6 +296,8 @@ def trigger(catalog: InProcessCatalog) -> str:
        seconds=st.sampled_from([None, 0, -62135596800, 253402300799, 253402300800, 2**62,
                                 -(2**62)]),
        system=st.one_of(st.none(), OBJECTS))
+@example(status="success", attempts=1, duration=0, error="", seconds=None,
+         system=nested(32)).via("results sit one level below metadata.system")
 @hostile(max_examples=40)
 def test_complete_trigger_run_with_hostile_records(
         catalog: InProcessCatalog, dataset_id: str, trigger: str, status: str, attempts: int,

@@ -10,13 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import grpc
-
 from corral.catalog.v1 import catalog_service_pb2 as pb
 from corral.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from corral.catalog.v1 import resources_pb2
 from corral.preprocess.v1 import preprocess_service_pb2 as pre_pb
 from corral.preprocess.v1 import preprocess_service_pb2_grpc as pre_grpc
+from corral.rpc import open_channel
 from corral.structs import struct_to_dict
 from services.blobstore import open_blob_store
 from services.blobstore.base import BlobStore
@@ -42,7 +41,7 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
 
 class CatalogDriver:
     def __init__(self, addr: str, store: BlobStore) -> None:
-        self.channel = grpc.insecure_channel(addr)
+        self.channel = open_channel(addr)
         self.stub = pb_grpc.CatalogServiceStub(self.channel)
         self.store = store
 
@@ -90,6 +89,6 @@ class CatalogDriver:
 
 
 def get_stats(addr: str) -> pre_pb.GetStatsResponse:
-    with grpc.insecure_channel(addr) as channel:
+    with open_channel(addr) as channel:
         return pre_grpc.PreprocessServiceStub(channel).GetStats(pre_pb.GetStatsRequest(),
                                                                 timeout=10)

@@ -87,3 +87,24 @@ def truncated_jpeg() -> bytes:
 
 def garbage_with_png_header(size: int = 4096) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + bytes((i * 97 + 13) % 256 for i in range(size))
+
+
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
+
+
+def blank_png(width: int, height: int, bit_depth: int = 8, colour_type: int = 2,
+              extra_chunks: bytes = b"") -> bytes:
+    """A complete, valid PNG of zero pixels, compressed row by row: 20000 x 20000 at one bit
+    per pixel (400 megapixels) is about 50 KB, made without holding the pixels in memory."""
+    row = b"\x00" + bytes((width * _CHANNELS[colour_type] * bit_depth + 7) // 8)
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + extra_chunks
+            + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b""))
+
+
+def text_chunk_bomb(expands_to: int = 64 << 20) -> bytes:
+    """A small valid PNG with a zTXt chunk that inflates to `expands_to` bytes (about 1000:1)."""
+    compressed = zlib.compress(bytes(expands_to), 9)
+    return blank_png(16, 16, extra_chunks=_png_chunk(b"zTXt", b"Comment\x00\x00" + compressed))

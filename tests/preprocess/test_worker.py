@@ -153,6 +153,7 @@ def test_catalog_restart_is_survived(service_factory, data_dir: Path) -> None:
     preprocess = start_preprocess(service_factory, catalog_addr)
     before = driver.create_item(dataset, "before.jpg", encode(gradient(640, 480), "JPEG"))
     driver.wait_preprocessed([before.id])
+    assert get_stats(preprocess.addr).subscribed  # the key is checked while the catalog is up
 
     catalog.stop()
     wait_for(lambda: not get_stats(preprocess.addr).subscribed, 20, "the stream to drop")

@@ -75,7 +75,7 @@ def logs(client: Client, item_id: str) -> dict[str, Any]:
 
 def drained(client: Client, trigger: str) -> bool:
     group = client._catalog.GetConsumerGroup(api.GetConsumerGroupRequest(
-        consumer_group=f"trigger:{trigger}"))
+        consumer_group=f"default/trigger:{trigger}"))
     return group.pending_events == 0 and group.leased_events == 0
 
 

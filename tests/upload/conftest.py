@@ -14,7 +14,7 @@ from blobstore.moto_s3 import moto_endpoint, s3_env, s3_settings  # noqa: F401  
 from corral.catalog.v1 import catalog_service_pb2 as catalog_pb2
 from corral.catalog.v1 import catalog_service_pb2_grpc, resources_pb2
 from corral.launcher import ServiceProcess
-from corral.rpc import CHANNEL_OPTIONS
+from corral.rpc import CHANNEL_OPTIONS, open_channel
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from corral.upload.v1 import upload_service_pb2_grpc
 from services.blobstore import BlobStore, open_blob_store
@@ -31,8 +31,8 @@ class Stack:
     channels: list[grpc.Channel] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        upload_channel = grpc.insecure_channel(self.upload.addr, options=CHANNEL_OPTIONS)
-        catalog_channel = grpc.insecure_channel(self.catalog.addr, options=CHANNEL_OPTIONS)
+        upload_channel = open_channel(self.upload.addr, options=CHANNEL_OPTIONS)
+        catalog_channel = open_channel(self.catalog.addr, options=CHANNEL_OPTIONS)
         self.channels += [upload_channel, catalog_channel]
         self.uploads = upload_service_pb2_grpc.UploadServiceStub(upload_channel)
         self.catalogs = catalog_service_pb2_grpc.CatalogServiceStub(catalog_channel)

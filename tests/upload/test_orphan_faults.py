@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import grpc
 import pytest
 
 from corral.catalog.v1 import catalog_service_pb2 as catalog_pb2
@@ -16,7 +15,7 @@ from corral.catalog.v1 import catalog_service_pb2_grpc
 from corral.client import Client
 from corral.errors import Unavailable
 from corral.launcher import ServiceProcess
-from corral.rpc import CHANNEL_OPTIONS
+from corral.rpc import CHANNEL_OPTIONS, open_channel
 from corral.structs import dict_to_struct
 from services.blobstore.fs import FsBlobStore
 from upload.waiting import wait_for
@@ -27,13 +26,13 @@ def stored_keys(blobs: FsBlobStore) -> set[str]:
 
 
 def blob_key_of(catalog_addr: str, item_id: str) -> str:
-    with grpc.insecure_channel(catalog_addr, options=CHANNEL_OPTIONS) as channel:
+    with open_channel(catalog_addr, options=CHANNEL_OPTIONS) as channel:
         stub = catalog_service_pb2_grpc.CatalogServiceStub(channel)
         return stub.GetItem(catalog_pb2.GetItemRequest(item_id=item_id), timeout=10).item.blob_key
 
 
 def set_thumbnail(catalog_addr: str, item_id: str, key: str) -> None:
-    with grpc.insecure_channel(catalog_addr, options=CHANNEL_OPTIONS) as channel:
+    with open_channel(catalog_addr, options=CHANNEL_OPTIONS) as channel:
         stub = catalog_service_pb2_grpc.CatalogServiceStub(channel)
         stub.UpdateSystemMetadata(catalog_pb2.UpdateSystemMetadataRequest(
             item_id=item_id, system=dict_to_struct({"thumbnail": {"key": key}})), timeout=10)

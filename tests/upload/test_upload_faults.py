@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from corral.client import Client, ResumePolicy
 from corral.launcher import ServiceProcess
-from corral.rpc import CHANNEL_OPTIONS
+from corral.rpc import CHANNEL_OPTIONS, open_channel
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from corral.upload.v1 import upload_service_pb2_grpc
 from services.blobstore.fs import FsBlobStore
@@ -124,7 +124,7 @@ class HeldStream:
 
 
 def test_sigterm_with_uploads_in_flight(uploads: UploadStack) -> None:
-    channel = grpc.insecure_channel(uploads.upload.addr, options=CHANNEL_OPTIONS)
+    channel = open_channel(uploads.upload.addr, options=CHANNEL_OPTIONS)
     stub = upload_service_pb2_grpc.UploadServiceStub(channel)
     with Client(catalog_addr=uploads.catalog.addr, upload_addr=uploads.upload.addr) as client:
         dataset_id = client.create_dataset("in-flight")["id"]
@@ -166,7 +166,7 @@ def test_sigterm_with_uploads_in_flight(uploads: UploadStack) -> None:
     channel.close()
 
     restarted = uploads.start_upload()
-    with grpc.insecure_channel(restarted.addr, options=CHANNEL_OPTIONS) as channel:
+    with open_channel(restarted.addr, options=CHANNEL_OPTIONS) as channel:
         stub = upload_service_pb2_grpc.UploadServiceStub(channel)
         status = stub.QueryUploadStatus(
             upload_pb2.QueryUploadStatusRequest(upload_id=upload_id), timeout=10)
@@ -181,7 +181,7 @@ def test_abandoned_sessions_past_their_ttl_are_removed(service_factory, tmp_path
         "CORRAL_UPLOAD_SESSION_TTL_SECONDS": "1", "CORRAL_UPLOAD_SESSION_SWEEP_SECONDS": "0.2"})
     with Client(catalog_addr=uploads.catalog.addr, upload_addr=uploads.upload.addr) as client:
         dataset_id = client.create_dataset("abandoned")["id"]
-    with grpc.insecure_channel(uploads.upload.addr, options=CHANNEL_OPTIONS) as channel:
+    with open_channel(uploads.upload.addr, options=CHANNEL_OPTIONS) as channel:
         stub = upload_service_pb2_grpc.UploadServiceStub(channel)
         upload_id = stub.StartResumableUpload(upload_pb2.StartResumableUploadRequest(
             spec=upload_pb2.UploadSpec(dataset_id=dataset_id, name="gone.bin")),

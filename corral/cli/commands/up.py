@@ -10,6 +10,7 @@ from pathlib import Path
 
 from corral import addresses
 from corral.cli.common import warn
+from corral.credentials import ADMIN_KEY_FILE, KEYS_DIR, remember_local_key
 from corral.launcher import ServiceProcess
 
 STOP_TIMEOUT_SECONDS = 20.0
@@ -136,7 +137,13 @@ def _stop_and_report(service: ServiceProcess) -> None:
 def _print_banner(services: list[ServiceProcess], data_dir: Path, log_dir: Path) -> None:
     lines = ["corral is up"]
     lines += [f"  {s.name:<11} {s.addr}" for s in services]
-    lines += [f"  {'data dir':<11} {data_dir}", f"  {'logs':<11} {log_dir}",
-              "Stop with Ctrl-C."]
+    lines += [f"  {'data dir':<11} {data_dir}", f"  {'logs':<11} {log_dir}"]
+    admin_key = data_dir / KEYS_DIR / ADMIN_KEY_FILE
+    if admin_key.exists():
+        catalog = next(s for s in services if s.name == "catalog")
+        remember_local_key(catalog.addr, admin_key)
+        lines += [f"  {'admin key':<11} {admin_key} (mode 0600; the CLI on this machine "
+                  "finds it by itself)"]
+    lines += ["Stop with Ctrl-C."]
     print("\n".join(lines), flush=True)
     sys.stdout.flush()

@@ -31,7 +31,7 @@ from .checks import (
     with_invalid_utf8,
 )
 from .conftest import HostileStack, hostile
-from .strategies import JSON, MIMETYPES, NAMES, OBJECTS, PATHS, URLS, fill_struct
+from .strategies import JSON, MIMETYPES, NAMES, OBJECTS, PATHS, URLS, fill_struct, nested
 
 pytestmark = pytest.mark.timeout(300)
 UPLOAD = "/corral.upload.v1.UploadService/"
@@ -317,4 +317,36 @@ def test_bulk_upload_with_hostile_files_and_framing(hostile_stack: HostileStack,
     items, blobs = _state(stack, dataset_id)
     assert items - before[0] <= set(created), "an item no result reported"
     assert blobs - before[1] <= {item.blob_key for item in created.values()}, "a stray blob"
+    _healthy(stack, dataset_id)
+
+
+def test_bulk_files_finishing_when_the_stream_breaks_are_reported(
+        hostile_stack: HostileStack, dataset_id: str) -> None:
+    """Files whose finish_write arrived complete, and their results go out, before a broken
+    message (here one protobuf cannot parse) ends the stream: no item the client never heard
+    of."""
+    stack = hostile_stack
+    payloads = []
+    for index in range(10):
+        message = upload_pb2.UploadItemsRequest(file_index=index, data=b"x" * index,
+                                                finish_write=True)
+        message.spec.dataset_id, message.spec.name = dataset_id, f"{uuid.uuid4().hex}.bin"
+        payloads.append(message.SerializeToString())
+    broken = upload_pb2.UploadItemsRequest(file_index=99)
+    broken.spec.dataset_id, broken.spec.name = dataset_id, "deep.bin"
+    fill_struct(broken.spec.user_metadata, nested(60))
+    payloads.append(broken.SerializeToString())
+    before = _state(stack, dataset_id)
+    call = stack.services.channels[0].stream_stream(
+        UPLOAD + "UploadItems", request_serializer=lambda data: data,
+        response_deserializer=upload_pb2.UploadItemsResponse.FromString)
+    results: list[upload_pb2.UploadItemsResult] = []
+    with pytest.raises(grpc.RpcError) as broke:
+        for response in call(iter(payloads), timeout=60):
+            results += response.results
+    assert broke.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    reported = {result.item.id for result in results if result.HasField("item")}
+    items, blobs = _state(stack, dataset_id)
+    assert items - before[0] == reported
+    assert len(reported) == 10
     _healthy(stack, dataset_id)

@@ -7,6 +7,8 @@ Struct stores every number as a double; integral values come back as int so that
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -15,6 +17,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from corral.errors import InvalidArgument
 
 _MAX_SAFE_INT = 2**53
+_WHITESPACE = re.compile(r"[ \t\n\r]*")  # what json.loads skips around a document
 
 
 def _restore_ints(value: Any) -> Any:
@@ -49,20 +52,51 @@ def dict_to_struct(data: dict[str, Any] | None, field: str = "metadata") -> stru
     return struct
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is too large for a double")
+    return number
+
+
+_STRICT = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite)
+
+
+def loads_strict(text: str) -> Any:
+    """json.loads for user-supplied text, keeping only what JSON and a Struct can hold: NaN,
+    Infinity and numbers that overflow a double are refused, and every failure (nesting too
+    deep for the parser, integers of thousands of digits) is a ValueError."""
+    try:
+        value, end = _STRICT.raw_decode(text, _WHITESPACE.match(text).end())
+    except RecursionError:
+        raise ValueError("nests too deeply") from None
+    end = _WHITESPACE.match(text, end).end()
+    if end != len(text):
+        raise ValueError(f"extra data at char {end}")
+    return value
+
+
 def parse_json_object(text: str, field: str = "metadata") -> dict[str, Any]:
     """Parses user-supplied JSON text that must be an object."""
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
+        value = loads_strict(text)
+    except ValueError as exc:  # JSONDecodeError and the refusals of loads_strict
         raise InvalidArgument(f"{field} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} must be a JSON object, got {type(value).__name__}")
     return value
 
 
-def value_to_json(value: struct_pb2.Value) -> Any:
+def value_to_json(value: struct_pb2.Value, field: str = "value") -> Any:
     """A google.protobuf.Value as a JSON value (integral numbers as int)."""
-    return _restore_ints(MessageToDict(value))
+    try:
+        return _restore_ints(MessageToDict(value))
+    except ValueError as exc:  # NaN and Infinity have no JSON form
+        raise InvalidArgument(f"{field} is not representable as JSON: {exc}") from exc
 
 
 def json_to_value(data: Any, field: str = "value") -> struct_pb2.Value:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,6 +114,10 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile(regex, re.DOTALL)
 
 
+def _nfc(value: Any) -> Any:
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+
+
 def _time(text: str) -> datetime:
     parsed = datetime.fromisoformat(text.replace("z", "Z"))
     return (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed).astimezone(UTC)
@@ -126,6 +131,8 @@ def _compare(name: str, op: str, actual: Any, wanted: Any) -> bool:
     if name in ("dir", "filename") and op in ("eq", "ne", "in", "nin"):
         wanted = [normalize_dir(w) for w in wanted] if isinstance(wanted, list) \
             else normalize_dir(wanted)
+    elif name in ("name", "dir", "filename"):  # stored in NFC: any spelling means the same
+        wanted = [_nfc(w) for w in wanted] if isinstance(wanted, list) else _nfc(wanted)
     if op in ("eq", "in", "ne", "nin"):
         options = wanted if op in ("in", "nin") else [wanted]
         if isinstance(actual, datetime):

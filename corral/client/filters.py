@@ -20,7 +20,6 @@ Values are JSON when they parse as JSON (3, 2.5, true, "3", [1,2]) and strings o
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Any
 
 from corral.catalog.v1 import filters_pb2 as pb
 from corral.errors import InvalidArgument
-from corral.structs import json_to_value
+from corral.structs import json_to_value, loads_strict
 
 _OPERATORS = {
     "eq": pb.FILTER_OPERATOR_EQ, "ne": pb.FILTER_OPERATOR_NE, "gt": pb.FILTER_OPERATOR_GT,
@@ -137,13 +136,19 @@ def field(name: str) -> Field:
 def parse_value(text: str) -> Any:
     """JSON when the text is JSON (numbers, booleans, quoted strings, lists), else the text;
     "[a,b]" that is not JSON is a list of such values ("[image/png, image/jpeg]")."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
     if text.startswith("[") and text.endswith("]"):
-        return [parse_value(part.strip()) for part in text[1:-1].split(",")]
-    return text
+        try:
+            return loads_strict(text)
+        except ValueError:  # one level only: "[[a]]" is the list ["[a]"]
+            return [_json_or_text(part.strip()) for part in text[1:-1].split(",")]
+    return _json_or_text(text)
+
+
+def _json_or_text(text: str) -> Any:
+    try:  # NaN, Infinity, 1e400 and unparseable nesting are not JSON values: text
+        return loads_strict(text)
+    except ValueError:
+        return text
 
 
 def parse(text: str) -> Filter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -73,8 +74,8 @@ def get_dataset(store: Store, dataset_id: str = "", name: str = "",
             dataset = repo.get_dataset(require_id(dataset_id, "dataset_id"))
             if dataset is None or not scope.sees(dataset.project):
                 raise NotFound(f"dataset {dataset_id} not found")
-        else:
-            dataset = repo.get_dataset_by_name(scope.home, name)
+        else:  # stored in NFC (check_dataset_name): any spelling of the name finds it
+            dataset = repo.get_dataset_by_name(scope.home, unicodedata.normalize("NFC", name))
             if dataset is None:
                 raise NotFound(f"dataset {name!r} not found")
         return _with_count(repo, dataset)

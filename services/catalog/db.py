@@ -18,7 +18,7 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
 
 from corral.errors import Aborted, Unavailable
 from services.catalog.driver import Driver
-from services.catalog.filter_sql import sqlite_regexp
+from services.catalog.glob_match import sqlite_glob
 
 log = logging.getLogger("corral.catalog.db")
 
@@ -45,8 +45,8 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # The driver must not BEGIN on its own: we emit BEGIN or BEGIN IMMEDIATE ourselves.
         dbapi_conn.isolation_level = None
-        # Filters match globs with REGEXP, which SQLite leaves to the application.
-        dbapi_conn.create_function("regexp", 2, sqlite_regexp, deterministic=True)
+        # Filters match globs with corral_glob (SQLite's REGEXP is left to applications).
+        dbapi_conn.create_function("corral_glob", 2, sqlite_glob, deterministic=True)
         cursor = dbapi_conn.cursor()
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(f"PRAGMA {pragma}")

@@ -17,17 +17,20 @@ OPERATORS = {
 }
 
 
-def filter_in(message: pb.ItemFilter) -> Filter | None:
-    """None for a filter that sets nothing (the check names it when it is nested)."""
+def filter_in(message: pb.ItemFilter, where: str = "filter") -> Filter | None:
+    """None for a filter that sets nothing (the check names it when it is nested). `where`
+    names the clause in errors, as filters.check_filter does."""
     kind = message.WhichOneof("kind")
     if kind is None:
         return None
     if kind == "condition":
         condition = message.condition
-        value = value_to_json(condition.value) if condition.HasField("value") else MISSING
+        value = value_to_json(condition.value, f"{where}: value") \
+            if condition.HasField("value") else MISSING
         return Condition(condition.field, OPERATORS.get(condition.operator), value)
     group = message.any_of if kind == "any_of" else message.all_of
-    return Group(kind == "any_of", tuple(filter_in(member) for member in group.filters))
+    return Group(kind == "any_of", tuple(filter_in(member, f"{where}.{kind}[{i}]")
+                                         for i, member in enumerate(group.filters)))
 
 
 def order_in(keys: Iterable[pb.ItemOrder]) -> list[tuple[str, bool]]:

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from corral.errors import InvalidArgument
@@ -162,8 +161,15 @@ class SqlBuilder:
             return f"({column} IS NULL OR {test})"
         return test
 
+    def _glob_match(self, text_sql: str, pattern: str) -> str:
+        """PostgreSQL's regex engine; on SQLite corral_glob (glob_match.py: linear time,
+        where Python's backtracking re could take forever on a hostile pattern)."""
+        if self.pg:
+            return f"{text_sql} ~ {self.bind(glob_regex(pattern))}"
+        return f"corral_glob({text_sql}, {self.bind(pattern)})"
+
     def _glob(self, text_sql: str, pattern: str) -> str:
-        match = f"{text_sql} {'~' if self.pg else 'REGEXP'} {self.bind(glob_regex(pattern))}"
+        match = self._glob_match(text_sql, pattern)
         bounds = prefix_bounds(glob_prefix(pattern))
         if bounds is None:
             return match
@@ -245,9 +251,9 @@ class SqlBuilder:
     def _json_glob(self, field: Field, pattern: str) -> str:
         if self.pg:
             return (f"(jsonb_typeof({self._json(field)}) = 'string' AND "
-                    f"{self._json_text(field)} ~ {self.bind(glob_regex(pattern))})")
+                    f"{self._glob_match(self._json_text(field), pattern)})")
         return (f"({self._json_type(field)} = 'text' AND "
-                f"{self._json(field)} REGEXP {self.bind(glob_regex(pattern))})")
+                f"{self._glob_match(self._json(field), pattern)})")
 
     # -- ordering and keyset paging ---------------------------------------------------------
 
@@ -310,12 +316,13 @@ class SqlBuilder:
 def _key_in(kind: str, value: Any, time_in: Callable[[datetime], Any]) -> Any:
     """A page token's key value, checked to be of the column's kind (a forged token must not
     make the database compare across types)."""
-    if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    if kind in ("text", "time") and isinstance(value, str):
-        if kind == "text":
+    if kind == "number" and (isinstance(value, float) and math.isfinite(value) or isinstance(
+            value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63):
+        return value  # (what real tokens hold: int64 sizes and ranks, finite doubles)
+    if kind in ("text", "time") and isinstance(value, str) and "\x00" not in value:
+        if kind == "text":  # (NUL: no stored text holds one, and PostgreSQL refuses it)
             return value
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, OverflowError):  # OverflowError: out of range in UTC
             return time_in(datetime.fromisoformat(value))
     raise InvalidArgument(BAD_TOKEN)
 
@@ -336,16 +343,3 @@ def prefix_bounds(prefix: str) -> tuple[str, str] | None:
     if last > 0x10FFFF or 0xD800 <= last <= 0xDFFF:
         return None  # no successor character to bound with; the match alone decides
     return prefix, prefix[:-1] + chr(last)
-
-
-@lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.DOTALL)
-
-
-def sqlite_regexp(pattern: str | None, value: Any) -> bool | None:
-    """SQLite's REGEXP operator (registered on every connection by db.py): `value REGEXP
-    pattern` with the patterns glob_regex writes, matched the way PostgreSQL's ~ does."""
-    if pattern is None or not isinstance(value, str):
-        return None
-    return _compiled(pattern).search(value) is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -216,7 +217,9 @@ def _operand(field: Field, op: Op, value: Any, label: str) -> Any:
             raise InvalidArgument(f"{label} needs true or false, got {_show(value)}")
         return value
     if op == Op.GLOB:
-        return _string(value, label)
+        pattern = _string(value, label)
+        # Names and paths are stored in NFC: any spelling of a pattern matches the same items.
+        return unicodedata.normalize("NFC", pattern) if field.kind == Kind.TEXT else pattern
     if op in (Op.IN, Op.NIN):
         if not isinstance(value, list) or not value:
             raise InvalidArgument(f"{label} needs a non-empty list, got {_show(value)}")
@@ -243,7 +246,8 @@ def _scalar(field: Field, op: Op, value: Any, label: str) -> Any:
         if field.name in ("dir", "filename") and op in EQUALITY_OPS:
             # "/a/" and "a" name the same folder as the stored "/a".
             return paths.normalize_dir(text, label)
-        return text
+        # Names and paths are stored in NFC, so "e\u0301" finds the stored "\u00e9".
+        return unicodedata.normalize("NFC", text) if kind == Kind.TEXT else text
     # JSON: numbers, strings, booleans; only numbers and strings have an order.
     if isinstance(value, bool):
         if op in RANGE_OPS:
@@ -282,7 +286,10 @@ def _time(value: Any, label: str) -> datetime:
         raise InvalidArgument(f"{label} needs an RFC 3339 timestamp such as "
                               f"2026-11-24T10:00:00Z, got {_show(value)}") from None
     # A timestamp without an offset is taken as UTC, the zone every stored time is in.
-    return (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed).astimezone(UTC)
+    try:
+        return (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed).astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is in year 0 in UTC
+        raise InvalidArgument(f"{label}: {_show(value)} is out of range in UTC") from None
 
 
 def _show(value: Any) -> str:

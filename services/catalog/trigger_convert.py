@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from corral.catalog.v1 import filters_pb2 as fpb
 from corral.catalog.v1 import triggers_pb2 as tpb
+from corral.errors import InvalidArgument
 from corral.structs import json_to_value
 from services.catalog import filter_convert
 from services.catalog.convert import EVENT_TYPES, EVENT_TYPES_IN, struct_in, timestamp
@@ -23,7 +24,8 @@ def trigger_in(message: tpb.Trigger) -> Trigger:
     return Trigger(
         id="", name=message.name, description=message.description,
         dataset_id=message.dataset_id,
-        filter=filter_convert.filter_in(message.filter) if message.HasField("filter") else None,
+        filter=filter_convert.filter_in(message.filter, "trigger.filter")
+        if message.HasField("filter") else None,
         actions=tuple(EVENT_TYPES_IN.get(a) for a in message.actions),  # type: ignore[misc]
         mode=MODES_IN.get(message.mode, f"unknown ({message.mode})"), paused=message.paused)
 
@@ -50,8 +52,11 @@ def trigger_to_proto(trigger: Trigger, viewer: Scope) -> tpb.Trigger:
 
 def run_in(request: tpb.CompleteTriggerRunRequest) -> RunRecord:
     run = request.run
-    finish = (run.finish_time.ToDatetime(tzinfo=UTC) if run.HasField("finish_time")
-              else datetime.now(UTC))
+    try:
+        finish = (run.finish_time.ToDatetime(tzinfo=UTC) if run.HasField("finish_time")
+                  else datetime.now(UTC))
+    except (ValueError, OverflowError) as exc:  # seconds outside years 1-9999
+        raise InvalidArgument(f"run.finish_time is not a valid timestamp: {exc}") from None
     return RunRecord(run.status, run.attempts, run.duration_ms, run.error, finish)
 
 

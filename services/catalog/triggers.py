@@ -41,6 +41,7 @@ from services.catalog.validation import (
     page_size,
     require_id,
 )
+from services.common.metadata_limits import DEPTH_ENV, metadata_limits, nesting_depth
 
 GROUP_PREFIX = "trigger:"
 MODES = ("once", "always")
@@ -394,7 +395,16 @@ def complete_run(store: Store, name: str, item_id: str, record: RunRecord,
                               "negative")
     if system is not None:
         check_json_object(system, "system")
-    record = replace(record, error=record.error[:MAX_ERROR])
+        # Stored one level down (metadata.system.<trigger>): at the depth limit it would be one
+        # level deeper than protobuf can carry, and the item could never be read again.
+        limit = metadata_limits().max_depth - 1
+        if (depth := nesting_depth(system)) > limit:
+            raise InvalidArgument(f"system is nested {depth} levels deep; results are stored "
+                                  f"under metadata.system.{name}, so the limit is {limit} "
+                                  f"(one less than {DEPTH_ENV})")
+    # The error is a worker's exception text, kept as a record: shortened, and NUL (which
+    # PostgreSQL's jsonb cannot hold) shown as U+FFFD rather than losing the record.
+    record = replace(record, error=record.error[:MAX_ERROR].replace("\x00", "\ufffd"))
 
     def work(repo: Repository) -> Item | None:
         rows = _Rows(repo)

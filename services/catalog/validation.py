@@ -9,7 +9,7 @@ import unicodedata
 from typing import Any
 
 from corral.errors import InvalidArgument
-from corral.paths import NAME_LENGTH_ENV, PATH_LENGTH_ENV, path_limits
+from corral.paths import NAME_LENGTH_ENV, PATH_LENGTH_ENV, check_visible, path_limits
 from services.common.metadata_limits import checked_json_text
 
 DEFAULT_PAGE_SIZE = 100
@@ -55,7 +55,7 @@ def check_dataset_name(name: str, field: str = "name") -> str:
         raise InvalidArgument(f"{field} must not contain '/': {name!r}")
     if _has_control(name):
         raise InvalidArgument(f"{field} must not contain control characters: {name!r}")
-    return name
+    return check_visible(name, field)
 
 
 def check_request_id(value: str, field: str = "request_id") -> str | None:

@@ -1,7 +1,8 @@
 """Turns domain errors (corral.errors) into gRPC statuses in one place.
 
 Unexpected exceptions are logged with their traceback and answered INTERNAL with a short
-reference, never with the traceback itself.
+reference, never with the traceback itself. Messages are kept short enough for the status
+trailer. (Requests that do not decode are services.common.limits.RequestGuard's.)
 """
 
 from __future__ import annotations
@@ -19,10 +20,22 @@ from corral.errors import CorralError
 
 log = logging.getLogger("corral.rpc")
 
+# Status messages travel in a trailer that clients refuse above 8-16 KiB (percent-encoded, so a
+# non-ASCII character can take 12 bytes): a message echoing a huge hostile value would reach the
+# client as RESOURCE_EXHAUSTED "received metadata size exceeds ..." instead of the real error.
+MAX_MESSAGE_CHARS = 500
+
+
+def status_message(message: str) -> str:
+    """The message, shortened to MAX_MESSAGE_CHARS characters."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[:MAX_MESSAGE_CHARS - 15] + "... (truncated)"
+
 
 async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
     if isinstance(exc, CorralError):
-        await context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
+        await context.abort(getattr(grpc.StatusCode, exc.code), status_message(exc.message))
     ref = uuid.uuid4().hex[:12]
     log.error("unhandled error", exc_info=exc, extra={"method": method, "ref": ref})
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref})")

@@ -106,8 +106,14 @@ class _BulkStream:
                 if file.sink is not None:
                     await self._fail(index, file, InvalidArgument(
                         "the stream ended before the file's finish_write"))
-            while self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await self._finish_started()
+        except CorralError:
+            # The stream is refused from here on (an undecodable message, too many open
+            # files, an idle client), but files that were already finishing may be stored and
+            # catalogued by now: they complete and their results go out before the error, so
+            # that no item appears that the client was never told about.
+            await self._finish_started()
+            raise
         finally:
             for file in self._open.values():
                 if file.sink is not None:
@@ -115,6 +121,10 @@ class _BulkStream:
             self._open.clear()
             self._read_all = True
             self._have_results.set()
+
+    async def _finish_started(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _accept(self, message: upload_pb2.UploadItemsRequest) -> None:
         index = message.file_index

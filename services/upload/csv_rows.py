@@ -13,6 +13,7 @@ import codecs
 import csv
 import itertools
 import json
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -89,11 +90,43 @@ def _metadata(text: str) -> dict[str, Any]:
         raise _BadRow(f"item_metadata: not valid JSON: {e}") from None
     if not isinstance(value, dict):
         raise _BadRow(f"item_metadata: must be a JSON object, not {type(value).__name__}")
+    _check_storable(value)
     try:
         checked_json_text(value, "item_metadata")  # size and depth, as the catalog checks
     except InvalidArgument as e:
         raise _BadRow(e.message) from None
     return value
+
+
+def _check_storable(value: dict[str, Any]) -> None:
+    """What Python's json reads but a protobuf Struct cannot carry: numbers that overflow a
+    double (1e400 reads as infinity, 10**400 stays an int) and strings holding a lone
+    surrogate ("\\ud800"), which are not Unicode text. (The catalog checks the rest.)"""
+    todo: list[Any] = [value]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            todo.extend(node.keys())
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+        elif isinstance(node, str):
+            try:
+                node.encode()
+            except UnicodeEncodeError:
+                raise _BadRow("item_metadata: a string holds a lone surrogate escape "
+                              f"({node.encode(errors='backslashreplace').decode()[:40]!r}), "
+                              "which is not Unicode text") from None
+        elif isinstance(node, int | float) and not _fits_double(node):
+            raise _BadRow("item_metadata: a number is too large for a double (at most about "
+                          "1.8e308)")
+
+
+def _fits_double(number: float) -> bool:
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:  # an int float() cannot round to a finite double
+        return False
 
 
 class CsvRowParser:

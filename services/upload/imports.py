@@ -143,11 +143,21 @@ class _ImportRun:
                 message = await anext(messages, None)
             for row in parser.finish():
                 await self._start(row)
-            self._batcher.flush()
-            while self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await self._drain()
+        except CorralError:
+            # The file is refused from here on (e.g. a line that is not UTF-8), but rows
+            # already under way may be fetched, stored or created by now: they finish and are
+            # reported first, so that no item or blob appears that the client never heard of.
+            await self._drain()
+            raise
         finally:
             self._results.put_nowait(None)
+
+    async def _drain(self) -> None:
+        """Sends the batched link rows and waits for every started row."""
+        self._batcher.flush()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _start(self, row: CsvRow | RowError) -> None:
         self._counts.rows += 1

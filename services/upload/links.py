@@ -40,7 +40,7 @@ def parse_link_file(content: bytes) -> LinkTarget | None:
         return None
     try:
         data = json.loads(content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..."
         return None
     if not isinstance(data, dict) or data.get("type") != "link" \
             or data.get("shebang") not in SHEBANGS:
@@ -55,4 +55,18 @@ def parse_link_file(content: bytes) -> LinkTarget | None:
     mimetype = _field(data, "metadata.linkInfo.mimetype")
     if mimetype is not None and not isinstance(mimetype, str):
         raise InvalidArgument("link file: metadata.linkInfo.mimetype must be a string")
+    for path, text in (("ref", url), ("mimetype", mimetype or "")):
+        if not _is_unicode(text):
+            raise InvalidArgument(f"link file: metadata.linkInfo.{path} holds a lone "
+                                  "surrogate escape (\\ud800-\\udfff), which is not text")
     return LinkTarget(url=url, mimetype=mimetype or "")
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a str holding a lone surrogate, which JSON's \\u escapes allow but UTF-8
+    (and so protobuf) cannot carry."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

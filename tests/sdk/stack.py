@@ -57,11 +57,15 @@ def running_stack(work_dir: Path, extra_env: dict[str, str] | None = None) -> It
         started.append(service)
         return service.start()
 
+    stack: Stack | None = None
     try:
         catalog = start("catalog")
         to_catalog = {addresses.CATALOG_ADDR_ENV: catalog.addr}
-        yield Stack(catalog, start("upload", to_catalog), start("preprocess", to_catalog),
-                    data_dir)
+        stack = Stack(catalog, start("upload", to_catalog), start("preprocess", to_catalog),
+                      data_dir)
+        yield stack
     finally:
-        for service in reversed(started):
+        # Tests may swap in restarted services (stack.preprocess = ...): stop those too.
+        current = [stack.preprocess, stack.upload] if stack is not None else []
+        for service in [*current, *reversed(started)]:
             service.stop()

@@ -33,6 +33,7 @@ from services.common.caller import bind_caller as bind_caller
 from services.common.caller import caller as caller
 from services.common.caller import caller_or_none as caller_or_none
 from services.common.caller import on_behalf_headers as on_behalf_headers
+from services.common.handlers import rewrap
 
 log = logging.getLogger("corral.auth")
 
@@ -137,22 +138,7 @@ def _deny_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message
     async def deny(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.abort(code, message)
 
-    return _same_kind(handler, deny)
-
-
-def _same_kind(handler: grpc.RpcMethodHandler, behavior: Callable[..., Any]
-               ) -> grpc.RpcMethodHandler:
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(
-            behavior, handler.request_deserializer, handler.response_serializer)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(
-            behavior, handler.request_deserializer, handler.response_serializer)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(
-            behavior, handler.request_deserializer, handler.response_serializer)
-    return grpc.stream_stream_rpc_method_handler(
-        behavior, handler.request_deserializer, handler.response_serializer)
+    return rewrap(handler, lambda _behavior, _streaming: deny)
 
 
 def _bound(handler: grpc.RpcMethodHandler, principal: Principal) -> grpc.RpcMethodHandler:
@@ -163,12 +149,12 @@ def _bound(handler: grpc.RpcMethodHandler, principal: Principal) -> grpc.RpcMeth
             bind_caller(principal)
             async for response in behavior(request_or_iterator, context):
                 yield response
-        return _same_kind(handler, stream)
+        return rewrap(handler, lambda _behavior, _streaming: stream)
 
     async def call(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
         bind_caller(principal)
         return await behavior(request_or_iterator, context)
-    return _same_kind(handler, call)
+    return rewrap(handler, lambda _behavior, _streaming: call)
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):

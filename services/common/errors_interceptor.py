@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from corral.errors import CorralError
+from services.common.handlers import rewrap
 
 log = logging.getLogger("corral.rpc")
 
@@ -88,18 +89,5 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         method = handler_call_details.method
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(handler.unary_unary, method),
-                handler.request_deserializer, handler.response_serializer)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(handler.stream_unary, method),
-                handler.request_deserializer, handler.response_serializer)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(handler.unary_stream, method),
-                handler.request_deserializer, handler.response_serializer)
-        return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream_response(handler.stream_stream, method),
-            handler.request_deserializer, handler.response_serializer)
+        # Unary-response behaviors are coroutines: _wrap_stream_response hands them on.
+        return rewrap(handler, lambda behavior, _: _wrap_stream_response(behavior, method))

@@ -22,6 +22,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from corral.errors import DeadlineExceeded, InvalidArgument
+from services.common.handlers import Behavior, rewrap
 from services.common.limit_settings import (
     MAX_CONCURRENT_RPCS_ENV,
     STREAM_IDLE_ENV,
@@ -55,26 +56,6 @@ def limit_interceptors(limits: ServerLimits) -> list[grpc.aio.ServerInterceptor]
             RequestGuard(limits.stream_idle_seconds)]
 
 
-Behavior = Callable[..., Any]
-Wrap = Callable[[Behavior, bool], Behavior]
-
-
-def _rewrap(handler: grpc.RpcMethodHandler, wrap: Wrap,
-            deserializer: Callable[[bytes], Any] | None = None) -> grpc.RpcMethodHandler:
-    """The same handler with its behavior passed through wrap(behavior, request_streaming)."""
-    deserializer = deserializer or handler.request_deserializer
-    serializer = handler.response_serializer
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(
-            wrap(handler.unary_unary, False), deserializer, serializer)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(
-            wrap(handler.stream_unary, True), deserializer, serializer)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(
-            wrap(handler.unary_stream, False), deserializer, serializer)
-    return grpc.stream_stream_rpc_method_handler(
-        wrap(handler.stream_stream, True), deserializer, serializer)
 
 
 def _around(behavior: Behavior, before: Callable[[Any, grpc.aio.ServicerContext], Any],
@@ -116,7 +97,7 @@ class ConcurrencyLimit(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(HEALTH_METHOD_PREFIX):
             return handler
-        return _rewrap(handler, self._limited)
+        return rewrap(handler, self._limited)
 
     def _limited(self, behavior: Behavior, request_streaming: bool) -> Behavior:
         async def admit(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -182,7 +163,7 @@ class RequestGuard(grpc.aio.ServerInterceptor):
 
             return _around(behavior, check)
 
-        return _rewrap(handler, wrap, deserialize)
+        return rewrap(handler, wrap, deserialize)
 
     async def _guarded(self, requests: AsyncIterable[Any], method: str) -> AsyncIterator[Any]:
         messages = aiter(requests)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from corral.credentials import new_api_key
 from corral.launcher import ServiceProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -22,13 +23,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def running_services(names: tuple[str, ...] = ("catalog", "upload", "preprocess"),
                      env: dict[str, str] | None = None,
                      data_dir: Path | None = None) -> Iterator[dict[str, ServiceProcess]]:
-    """Starts the named services (catalog first) sharing one data directory."""
+    """Starts the named services (catalog first) sharing one data directory. The catalog
+    registers this process's admin key, which every client of the benchmark then sends."""
+    admin_key = os.environ.setdefault("CORRAL_API_KEY", new_api_key()[1])
     with contextlib.ExitStack() as stack:
         if data_dir is None:
             tmp = tempfile.TemporaryDirectory(prefix="corral-bench-")
             data_dir = Path(stack.enter_context(tmp))
         data_dir.mkdir(parents=True, exist_ok=True)
-        base_env = {"CORRAL_DATA_DIR": str(data_dir), "CORRAL_LOG_LEVEL": "warning", **(env or {})}
+        base_env = {"CORRAL_DATA_DIR": str(data_dir), "CORRAL_LOG_LEVEL": "warning",
+                    "CORRAL_BOOTSTRAP_ADMIN_KEY": admin_key, **(env or {})}
         started: dict[str, ServiceProcess] = {}
         for name in names:
             service_env = dict(base_env)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -32,6 +32,7 @@ from services.catalog.records import (
     PreprocessingMode,
     StartPosition,
 )
+from services.catalog.system_batch import BatchResult, SystemUpdate
 
 E = TypeVar("E")
 R = TypeVar("R")
@@ -137,6 +138,27 @@ def batch_error(error: CorralError) -> api.BatchCreateItemsResult:
     return api.BatchCreateItemsResult(error=res.ItemError(code=error.code, message=error.message))
 
 
+def system_update(index: int, request: api.UpdateSystemMetadataRequest) -> SystemUpdate:
+    return SystemUpdate(request.item_id, struct_in(request.system, f"requests[{index}].system"),
+                        request.expected_blob_key)
+
+
+def system_batch_to_proto(result: BatchResult,
+                          omit_items: bool) -> api.BatchUpdateSystemMetadataResponse:
+    def one(entry: Item | CorralError) -> api.BatchUpdateSystemMetadataResult:
+        if isinstance(entry, CorralError):
+            return api.BatchUpdateSystemMetadataResult(
+                error=res.ItemError(code=entry.code, message=entry.message))
+        return api.BatchUpdateSystemMetadataResult(updated=api.UpdateSystemMetadataResponse(
+            item=None if omit_items else item_to_proto(entry)))
+
+    error = result.ack_error
+    return api.BatchUpdateSystemMetadataResponse(
+        results=[one(entry) for entry in result.results],
+        committed_cursor=format_cursor(result.committed) if result.committed else "",
+        ack_error=res.ItemError(code=error.code, message=error.message) if error else None)
+
+
 def item_changes(request: api.UpdateItemRequest) -> ItemChanges:
     item = request.item
     return ItemChanges(item_id=item.id, paths=frozenset(request.update_mask.paths),
@@ -170,12 +192,21 @@ def lease_time(expire_ms: int) -> Timestamp:
     return stamp
 
 
+def _lease(leased: LeasedEvent) -> api.EventLease:
+    return api.EventLease(subscriber_id=leased.subscriber_id,
+                          expire_time=lease_time(leased.expire_ms),
+                          delivery_attempt=leased.attempt)
+
+
 def leased_event_to_proto(leased: LeasedEvent) -> api.SubscribeResponse:
-    return api.SubscribeResponse(
-        event=event_to_proto(leased.event),
-        lease=api.EventLease(subscriber_id=leased.subscriber_id,
-                             expire_time=lease_time(leased.expire_ms),
-                             delivery_attempt=leased.attempt))
+    return api.SubscribeResponse(event=event_to_proto(leased.event), lease=_lease(leased))
+
+
+def leased_events_to_proto(batch: Sequence[LeasedEvent]) -> api.SubscribeResponse:
+    """Several events in one response (SubscribeRequest.max_events_per_response)."""
+    return api.SubscribeResponse(events=[
+        api.SubscribedEvent(event=event_to_proto(leased.event), lease=_lease(leased))
+        for leased in batch])
 
 
 class Encoded(Generic[R]):

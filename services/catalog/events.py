@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from corral.errors import InvalidArgument, OutOfRange
 from services.catalog.lease_repository import LeaseRepository
@@ -29,7 +30,10 @@ from services.catalog.repository import Repository, Store
 from services.catalog.scope import EVERYWHERE, Scope
 from services.catalog.validation import require_id
 
+T = TypeVar("T")
+
 BATCH_SIZE = 256
+MAX_EVENTS_PER_RESPONSE = 256
 MAX_GROUP_NAME = 128
 _CURSOR = re.compile(r"(?:(\d{1,19})\.)?(\d{1,19})")
 ORIGIN = Position(0, 0)
@@ -102,19 +106,42 @@ def read_batch(store: Store, after: Position, event_filter: EventFilter,
         return repo.read_events(after, limit, event_filter)
 
 
-async def subscribe(store: Store, signal: CommitSignal, after: Position,
-                    event_filter: EventFilter, poll_seconds: float) -> AsyncIterator[Event]:
-    """Every matching event after `after`, until cancelled or the signal is closed."""
+def check_events_per_response(count: int) -> int:
+    """SubscribeRequest.max_events_per_response: how many events one response may carry."""
+    if not 0 <= count <= MAX_EVENTS_PER_RESPONSE:
+        raise InvalidArgument(
+            f"max_events_per_response must be between 0 and {MAX_EVENTS_PER_RESPONSE}")
+    return max(1, count)
+
+
+def chunks(batch: list[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(batch), size):
+        yield batch[start:start + size]
+
+
+async def subscribe_batches(store: Store, signal: CommitSignal, after: Position,
+                            event_filter: EventFilter, poll_seconds: float
+                            ) -> AsyncIterator[list[Event]]:
+    """Every matching event after `after`, as read (in batches), until cancelled or the
+    signal is closed."""
     check_filter(event_filter)
     position = after
     while not signal.closed:
         ticket = signal.ticket()
         batch = await asyncio.to_thread(read_batch, store, position, event_filter)
-        for event in batch:
-            yield event
-            position = event.position
+        if batch:
+            yield batch
+            position = batch[-1].position
         if len(batch) < BATCH_SIZE:
             await signal.wait(ticket, poll_seconds)
+
+
+async def subscribe(store: Store, signal: CommitSignal, after: Position,
+                    event_filter: EventFilter, poll_seconds: float) -> AsyncIterator[Event]:
+    """Every matching event after `after`, until cancelled or the signal is closed."""
+    async for batch in subscribe_batches(store, signal, after, event_filter, poll_seconds):
+        for event in batch:
+            yield event
 
 
 def ack(consumer_group: str, cursor: str,

@@ -312,6 +312,18 @@ def delete_item(store: Store, blob_store: BlobStore | None, item_id: str,
     return deletion
 
 
+def merge_system(current: dict[str, Any], system: dict[str, Any]) -> dict[str, Any]:
+    """metadata.system after an update: top-level keys replace, executionLogs merges one
+    level deeper."""
+    merged = {**current, **system}
+    if isinstance(system.get("executionLogs"), dict) and isinstance(
+            current.get("executionLogs"), dict):
+        # One log per writer (preprocess, each trigger): a writer's read-modify-write of
+        # executionLogs must not drop a log another one wrote meanwhile.
+        merged["executionLogs"] = {**current["executionLogs"], **system["executionLogs"]}
+    return merged
+
+
 def update_system_metadata(item_id: str, system: dict[str, Any], expected_blob_key: str = "",
                            scope: Scope = EVERYWHERE
                            ) -> Callable[[Repository], tuple[Item, list[str]]]:
@@ -329,14 +341,8 @@ def update_system_metadata(item_id: str, system: dict[str, Any], expected_blob_k
         if expected_blob_key and item.content_key != expected_blob_key:
             raise FailedPrecondition(
                 f"item {item_id} no longer has blob {expected_blob_key}: its content changed")
-        merged = {**item.metadata_system, **system}
-        if isinstance(system.get("executionLogs"), dict) and isinstance(
-                item.metadata_system.get("executionLogs"), dict):
-            # One log per writer (preprocess, each trigger): a writer's read-modify-write of
-            # executionLogs must not drop a log another one wrote meanwhile.
-            merged["executionLogs"] = {**item.metadata_system["executionLogs"],
-                                       **system["executionLogs"]}
-        updated = replace(item, metadata_system=merged, update_time=datetime.now(UTC))
+        updated = replace(item, metadata_system=merge_system(item.metadata_system, system),
+                          update_time=datetime.now(UTC))
         repo.set_system_metadata(item_id, updated.metadata_system, updated.update_time)
         old_thumbnail = blobs.thumbnail_key(item.metadata_system)
         if not old_thumbnail or old_thumbnail == blobs.thumbnail_key(updated.metadata_system):

@@ -325,14 +325,23 @@ async def subscribe(store: Store, signal: CommitSignal, request: LeaseRequest,
                     scope: Scope = EVERYWHERE) -> AsyncIterator[LeasedEvent]:
     """Events leased to this subscriber, until cancelled or the signal is closed. Events sent
     on a stream that then broke stay leased until they expire."""
+    async for batch in subscribe_batches(store, signal, request, where, poll_seconds, scope):
+        for leased in batch:
+            yield leased
+
+
+async def subscribe_batches(store: Store, signal: CommitSignal, request: LeaseRequest,
+                            where: StartPosition, poll_seconds: float,
+                            scope: Scope = EVERYWHERE) -> AsyncIterator[list[LeasedEvent]]:
+    """subscribe(), one claim's events at a time."""
     await asyncio.to_thread(write_quietly, store, join(request, where, scope))
     claim_work = claim(request)
     while not signal.closed:
         ticket = signal.ticket()
         batch = await asyncio.to_thread(write_quietly, store, claim_work)
-        for leased in batch:
-            yield leased
-        if not batch:
+        if batch:
+            yield batch
+        else:
             # Woken by this replica's commits (new events, acks); other replicas' by polling.
             await signal.wait(ticket, poll_seconds)
 

@@ -220,6 +220,23 @@ class Repository:
         row = self._raw.one(_ITEM_BY_ID + self._lock(" FOR UPDATE", lock), {"id": item_id})
         return _raw_item(row, self._raw) if row else None
 
+    def get_items(self, item_ids: Sequence[str], lock: bool = False) -> dict[str, Item]:
+        """The items among `item_ids` that exist, by id; `lock` as get_item (rows locked in
+        id order, so two transactions locking overlapping sets cannot deadlock)."""
+        found: dict[str, Item] = {}
+        ids = sorted(set(item_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            params = {f"i{n}": item_id for n, item_id in enumerate(chunk)}
+            rows = self._raw.all(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE id IN "
+                f"({', '.join(':' + key for key in params)}) ORDER BY id"
+                + self._lock(" FOR UPDATE", lock), params)
+            for row in rows:
+                item = _raw_item(row, self._raw)
+                found[item.id] = item
+        return found
+
     def get_item_by_filename(self, dataset_id: str, filename: str,
                              lock: bool = False) -> Item | None:
         row = self._raw.one(_ITEM_BY_FILENAME + self._lock(" FOR UPDATE", lock),
@@ -298,6 +315,16 @@ class Repository:
                       {"id": item_id, "metadata_system": driver.json_in(metadata_system),
                        "thumbnail_key": thumbnail_key(metadata_system),
                        "update_time": driver.time_in(update_time)})
+
+    def set_system_metadata_many(self, changed: Sequence[Item]) -> None:
+        """set_system_metadata for several items in one executemany."""
+        driver = self._raw.driver
+        self._raw.many(
+            "UPDATE items SET metadata_system = :metadata_system, "
+            "thumbnail_key = :thumbnail_key, update_time = :update_time WHERE id = :id",
+            [{"id": item.id, "metadata_system": driver.json_in(item.metadata_system),
+              "thumbnail_key": thumbnail_key(item.metadata_system),
+              "update_time": driver.time_in(item.update_time)} for item in changed])
 
     def _listing(self, query: ItemQuery) -> tuple[SqlBuilder, list[str]]:
         """The builder and WHERE terms of a listing: dataset, folder scope, filter."""

@@ -27,6 +27,7 @@ from services.catalog import (
     leases,
     queries,
     scope,
+    system_batch,
     trigger_convert,
     triggers,
 )
@@ -172,13 +173,23 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
         await self._release(released)
         return api.UpdateSystemMetadataResponse(item=convert.item_to_proto(item))
 
+    async def BatchUpdateSystemMetadata(
+            self, request: api.BatchUpdateSystemMetadataRequest,
+            context: grpc.aio.ServicerContext) -> api.BatchUpdateSystemMetadataResponse:
+        result = await self._writer.write(system_batch.update_many(
+            request.requests, convert.system_update, request.consumer_group,
+            request.ack_event_cursors, self._scope()))
+        await self._release(result.released_blob_keys)
+        return convert.system_batch_to_proto(result, request.omit_items)
+
     async def Subscribe(self, request: api.SubscribeRequest,
                         context: grpc.aio.ServicerContext) -> AsyncIterator[api.SubscribeResponse]:
         # Held until the stream ends however it ends (cancel, deadline, server stop).
         with self._subscriptions.hold(caller()):
             viewer = self._scope()
+            per_response = events.check_events_per_response(request.max_events_per_response)
             if request.lease_seconds:
-                async for response in self._subscribe_leased(request, viewer):
+                async for response in self._subscribe_leased(request, viewer, per_response):
                     yield response
                 return
             event_filter = events.check_filter(convert.event_filter(request), viewer)
@@ -186,9 +197,16 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
                 events.start_position, self._store, request.consumer_group,
                 request.start_cursor, convert.start_position(request.start_position),
                 event_filter, viewer)
-            async for event in events.subscribe(self._store, self._signal, start, event_filter,
-                                                self._poll_seconds):
-                yield api.SubscribeResponse(event=convert.event_to_proto(event))
+            async for read in events.subscribe_batches(self._store, self._signal, start,
+                                                       event_filter, self._poll_seconds):
+                if per_response == 1:
+                    for event in read:
+                        yield api.SubscribeResponse(event=convert.event_to_proto(event))
+                    continue
+                for chunk in events.chunks(read, per_response):
+                    yield api.SubscribeResponse(events=[
+                        api.SubscribedEvent(event=convert.event_to_proto(event))
+                        for event in chunk])
 
     async def AckEvents(self, request: api.AckEventsRequest,
                         context: grpc.aio.ServicerContext) -> api.AckEventsResponse:
@@ -291,13 +309,18 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
             return tpb.CompleteTriggerRunResponse(found=False)
         return tpb.CompleteTriggerRunResponse(found=True, item=convert.item_to_proto(item))
 
-    async def _subscribe_leased(self, request: api.SubscribeRequest, viewer: scope.Scope
-                                ) -> AsyncIterator[api.SubscribeResponse]:
+    async def _subscribe_leased(self, request: api.SubscribeRequest, viewer: scope.Scope,
+                                per_response: int) -> AsyncIterator[api.SubscribeResponse]:
         lease_request = leases.lease_request(
             request.consumer_group, request.subscriber_id, request.lease_seconds,
             request.max_in_flight, convert.event_filter(request), request.start_cursor, viewer)
-        stream = leases.subscribe(self._store, self._signal, lease_request,
-                                  convert.start_position(request.start_position),
-                                  self._poll_seconds, viewer)
-        async for leased in stream:
-            yield convert.leased_event_to_proto(leased)
+        stream = leases.subscribe_batches(self._store, self._signal, lease_request,
+                                          convert.start_position(request.start_position),
+                                          self._poll_seconds, viewer)
+        async for claimed in stream:
+            if per_response == 1:
+                for leased in claimed:
+                    yield convert.leased_event_to_proto(leased)
+                continue
+            for chunk in events.chunks(claimed, per_response):
+                yield convert.leased_events_to_proto(chunk)

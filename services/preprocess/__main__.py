@@ -31,6 +31,7 @@ from services.preprocess.pool import DecodePool
 from services.preprocess.processor import ItemProcessor
 from services.preprocess.servicer import NEEDS, SERVICE_NAME, PreprocessServicer
 from services.preprocess.worker import Worker
+from services.preprocess.write_back import BatchingCatalog
 
 log = logging.getLogger("corral.preprocess")
 
@@ -76,9 +77,13 @@ def main(argv: list[str] | None = None) -> None:
     credentials, authenticator = worker_credentials(config, config.data_path)
 
     async def register(server: grpc.aio.Server):
-        catalog = GrpcCatalog(config.catalog_addr, credentials, config.catalog_timeout_seconds)
-        dataset_id = await resolve_dataset(catalog, config.dataset) if config.dataset else ""
+        grpc_catalog = GrpcCatalog(config.catalog_addr, credentials,
+                                   config.catalog_timeout_seconds)
+        dataset_id = (await resolve_dataset(grpc_catalog, config.dataset)
+                      if config.dataset else "")
         group = config.group_for(dataset_id)
+        catalog = BatchingCatalog(grpc_catalog)
+        catalog.start()
         processor = ItemProcessor(catalog, pool, store, config.max_attempts, group)
         worker = Worker(catalog, processor, group, config.max_in_flight, config.lease_seconds,
                         dataset_id)

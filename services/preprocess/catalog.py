@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from corral.errors import CorralError
+
 
 @dataclass(frozen=True)
 class CatalogItem:
@@ -73,6 +75,23 @@ class DatasetInfo:
     name: str
     # "global", "private" or "off".
     preprocessing: str
+
+
+@dataclass(frozen=True)
+class SystemUpdate:
+    """One result to write back (update_system_metadata's arguments)."""
+    item_id: str
+    system: dict[str, Any]
+    expected_blob_key: str = ""
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What a batch_update_system_metadata call did: per update None (written) or its error;
+    with acknowledgements, the group's committed cursor or why they failed."""
+    errors: list[CorralError | None]
+    committed_cursor: str = ""
+    ack_error: CorralError | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -13,18 +13,23 @@ from corral.catalog.v1 import catalog_service_pb2 as pb
 from corral.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from corral.catalog.v1 import resources_pb2
 from corral.credentials import Credentials
-from corral.errors import NotFound
+from corral.errors import CorralError, NotFound, error_for_code
 from corral.rpc import CHANNEL_OPTIONS, open_aio_channel, translate
 from corral.structs import struct_to_dict
 from services.preprocess.catalog import (
+    BatchOutcome,
     CatalogItem,
     ConsumerGroupState,
     DatasetInfo,
     ItemEvent,
     LeaseSettings,
+    SystemUpdate,
 )
 
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
+# Events per Subscribe response: the worker leases a few dozen at a time, and one message
+# per event costs the catalog and the worker more than the event itself.
+EVENTS_PER_RESPONSE = 64
 # Unary calls (CORRAL_PREPROCESS_CATALOG_TIMEOUT_SECONDS); the Subscribe stream has none, it
 # lives until cancelled, and keepalive pings end it if the catalog vanishes.
 CALL_TIMEOUT_SECONDS = 30.0
@@ -58,13 +63,17 @@ def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
     return struct
 
 
-def _event(response: pb.SubscribeResponse) -> ItemEvent:
+def _event(response: pb.SubscribeResponse | pb.SubscribedEvent) -> ItemEvent:
     event = response.event
     snapshot = _item(event.item) if event.HasField("item") else None
     created = event.create_time.seconds + event.create_time.nanos / 1e9
     return ItemEvent(cursor=event.cursor, item_id=event.item_id, item=snapshot,
                      create_time=created,
                      delivery_attempt=response.lease.delivery_attempt or 1)
+
+
+def _error(error: resources_pb2.ItemError) -> CorralError:
+    return error_for_code(error.code, error.message)
 
 
 class GrpcCatalog:
@@ -79,6 +88,7 @@ class GrpcCatalog:
         request = pb.SubscribeRequest(
             consumer_group=lease.consumer_group, subscriber_id=lease.subscriber_id,
             lease_seconds=lease.lease_seconds, max_in_flight=lease.max_in_flight,
+            max_events_per_response=EVENTS_PER_RESPONSE,
             start_position=pb.START_POSITION_EARLIEST,
             event_types=[resources_pb2.EVENT_TYPE_CREATED], dataset_id=lease.dataset_id,
             dataset_preprocessing=[resources_pb2.PREPROCESSING_MODE_PRIVATE if lease.dataset_id
@@ -88,7 +98,11 @@ class GrpcCatalog:
             await call.wait_for_connection()
             on_connected()
             async for response in call:
-                yield _event(response)
+                if response.events:
+                    for event in response.events:
+                        yield _event(event)
+                elif response.HasField("event"):  # a catalog sending one event per message
+                    yield _event(response)
         except grpc.RpcError as exc:
             raise translate(exc) from None
         finally:
@@ -127,6 +141,31 @@ class GrpcCatalog:
             await self._stub.UpdateSystemMetadata(request, timeout=self._timeout)
         except grpc.RpcError as exc:
             raise translate(exc) from None
+
+    async def batch_update_system_metadata(
+            self, updates: Sequence[SystemUpdate], consumer_group: str = "",
+            ack_cursors: Sequence[str] = ()) -> BatchOutcome:
+        """Writes many results (and acknowledges events) in one call; raises only when the
+        whole call failed (NotImplementedError: a catalog older than
+        BatchUpdateSystemMetadata)."""
+        request = pb.BatchUpdateSystemMetadataRequest(
+            requests=[pb.UpdateSystemMetadataRequest(
+                item_id=update.item_id, system=_struct(update.system),
+                expected_blob_key=update.expected_blob_key) for update in updates],
+            omit_items=True, consumer_group=consumer_group if ack_cursors else "",
+            ack_event_cursors=ack_cursors)
+        try:
+            response = await self._stub.BatchUpdateSystemMetadata(request,
+                                                                  timeout=self._timeout)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise NotImplementedError("BatchUpdateSystemMetadata") from None
+            raise translate(exc) from None
+        return BatchOutcome(
+            errors=[_error(result.error) if result.HasField("error") else None
+                    for result in response.results],
+            committed_cursor=response.committed_cursor,
+            ack_error=_error(response.ack_error) if response.HasField("ack_error") else None)
 
     async def ack_event_cursors(self, consumer_group: str, cursors: list[str]) -> str:
         request = pb.AckEventsRequest(consumer_group=consumer_group, event_cursors=cursors)

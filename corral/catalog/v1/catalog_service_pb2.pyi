@@ -258,8 +258,38 @@ class UpdateSystemMetadataResponse(_message.Message):
     item: _resources_pb2.Item
     def __init__(self, item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ...) -> None: ...
 
+class BatchUpdateSystemMetadataRequest(_message.Message):
+    __slots__ = ("requests", "omit_items", "consumer_group", "ack_event_cursors")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    OMIT_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    ACK_EVENT_CURSORS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[UpdateSystemMetadataRequest]
+    omit_items: bool
+    consumer_group: str
+    ack_event_cursors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, requests: _Optional[_Iterable[_Union[UpdateSystemMetadataRequest, _Mapping]]] = ..., omit_items: _Optional[bool] = ..., consumer_group: _Optional[str] = ..., ack_event_cursors: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BatchUpdateSystemMetadataResult(_message.Message):
+    __slots__ = ("updated", "error")
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    updated: UpdateSystemMetadataResponse
+    error: _resources_pb2.ItemError
+    def __init__(self, updated: _Optional[_Union[UpdateSystemMetadataResponse, _Mapping]] = ..., error: _Optional[_Union[_resources_pb2.ItemError, _Mapping]] = ...) -> None: ...
+
+class BatchUpdateSystemMetadataResponse(_message.Message):
+    __slots__ = ("results", "committed_cursor", "ack_error")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    ACK_ERROR_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[BatchUpdateSystemMetadataResult]
+    committed_cursor: str
+    ack_error: _resources_pb2.ItemError
+    def __init__(self, results: _Optional[_Iterable[_Union[BatchUpdateSystemMetadataResult, _Mapping]]] = ..., committed_cursor: _Optional[str] = ..., ack_error: _Optional[_Union[_resources_pb2.ItemError, _Mapping]] = ...) -> None: ...
+
 class SubscribeRequest(_message.Message):
-    __slots__ = ("consumer_group", "start_cursor", "start_position", "event_types", "dataset_id", "lease_seconds", "max_in_flight", "subscriber_id", "dataset_preprocessing")
+    __slots__ = ("consumer_group", "start_cursor", "start_position", "event_types", "dataset_id", "lease_seconds", "max_in_flight", "subscriber_id", "dataset_preprocessing", "max_events_per_response")
     CONSUMER_GROUP_FIELD_NUMBER: _ClassVar[int]
     START_CURSOR_FIELD_NUMBER: _ClassVar[int]
     START_POSITION_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +299,7 @@ class SubscribeRequest(_message.Message):
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENTS_PER_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     consumer_group: str
     start_cursor: str
     start_position: StartPosition
@@ -278,9 +309,20 @@ class SubscribeRequest(_message.Message):
     max_in_flight: int
     subscriber_id: str
     dataset_preprocessing: _containers.RepeatedScalarFieldContainer[_resources_pb2.PreprocessingMode]
-    def __init__(self, consumer_group: _Optional[str] = ..., start_cursor: _Optional[str] = ..., start_position: _Optional[_Union[StartPosition, str]] = ..., event_types: _Optional[_Iterable[_Union[_resources_pb2.EventType, str]]] = ..., dataset_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., subscriber_id: _Optional[str] = ..., dataset_preprocessing: _Optional[_Iterable[_Union[_resources_pb2.PreprocessingMode, str]]] = ...) -> None: ...
+    max_events_per_response: int
+    def __init__(self, consumer_group: _Optional[str] = ..., start_cursor: _Optional[str] = ..., start_position: _Optional[_Union[StartPosition, str]] = ..., event_types: _Optional[_Iterable[_Union[_resources_pb2.EventType, str]]] = ..., dataset_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., subscriber_id: _Optional[str] = ..., dataset_preprocessing: _Optional[_Iterable[_Union[_resources_pb2.PreprocessingMode, str]]] = ..., max_events_per_response: _Optional[int] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
+    __slots__ = ("event", "lease", "events")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    event: _resources_pb2.ItemEvent
+    lease: EventLease
+    events: _containers.RepeatedCompositeFieldContainer[SubscribedEvent]
+    def __init__(self, event: _Optional[_Union[_resources_pb2.ItemEvent, _Mapping]] = ..., lease: _Optional[_Union[EventLease, _Mapping]] = ..., events: _Optional[_Iterable[_Union[SubscribedEvent, _Mapping]]] = ...) -> None: ...
+
+class SubscribedEvent(_message.Message):
     __slots__ = ("event", "lease")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]

@@ -96,6 +96,11 @@ class CatalogServiceStub:
                 request_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateSystemMetadataRequest.SerializeToString,
                 response_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateSystemMetadataResponse.FromString,
                 _registered_method=True)
+        self.BatchUpdateSystemMetadata = channel.unary_unary(
+                '/corral.catalog.v1.CatalogService/BatchUpdateSystemMetadata',
+                request_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.BatchUpdateSystemMetadataRequest.SerializeToString,
+                response_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.BatchUpdateSystemMetadataResponse.FromString,
+                _registered_method=True)
         self.Subscribe = channel.unary_stream(
                 '/corral.catalog.v1.CatalogService/Subscribe',
                 request_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.SubscribeRequest.SerializeToString,
@@ -248,6 +253,16 @@ class CatalogServiceServicer:
 
     def UpdateSystemMetadata(self, request, context):
         """Merges platform-written keys into metadata.system. Used by preprocessing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchUpdateSystemMetadata(self, request, context):
+        """UpdateSystemMetadata for many items in one call and one transaction; each entry succeeds
+        or fails on its own, and results come back in request order. Optionally acknowledges
+        events of a leased consumer group in the same transaction (preprocessing writes results
+        back and acknowledges the events handled before in one round trip).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -414,6 +429,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.UpdateSystemMetadata,
                     request_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateSystemMetadataRequest.FromString,
                     response_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateSystemMetadataResponse.SerializeToString,
+            ),
+            'BatchUpdateSystemMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchUpdateSystemMetadata,
+                    request_deserializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.BatchUpdateSystemMetadataRequest.FromString,
+                    response_serializer=corral_dot_catalog_dot_v1_dot_catalog__service__pb2.BatchUpdateSystemMetadataResponse.SerializeToString,
             ),
             'Subscribe': grpc.unary_stream_rpc_method_handler(
                     servicer.Subscribe,
@@ -806,6 +826,33 @@ class CatalogService:
             '/corral.catalog.v1.CatalogService/UpdateSystemMetadata',
             corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateSystemMetadataRequest.SerializeToString,
             corral_dot_catalog_dot_v1_dot_catalog__service__pb2.UpdateSystemMetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchUpdateSystemMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.catalog.v1.CatalogService/BatchUpdateSystemMetadata',
+            corral_dot_catalog_dot_v1_dot_catalog__service__pb2.BatchUpdateSystemMetadataRequest.SerializeToString,
+            corral_dot_catalog_dot_v1_dot_catalog__service__pb2.BatchUpdateSystemMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -164,26 +164,38 @@ def join(request: LeaseRequest, where: StartPosition,
     return work
 
 
-def claim(request: LeaseRequest) -> Callable[[Repository], list[LeasedEvent]]:
+@dataclass(frozen=True)
+class Claimed:
+    events: list[LeasedEvent]
+    # Room is left and events may be claimable right now (a scan stopped at its limit): claim
+    # again at once instead of waiting for a commit.
+    more: bool = False
+
+
+def claim(request: LeaseRequest) -> Callable[[Repository], Claimed]:
     """Leases to the subscriber as many events as it has room for: expired or pending ones
     first (oldest first), then new events past the group's frontier."""
     name, owner = request.consumer_group, request.subscriber_id
     modes = frozenset(str(mode) for mode in request.event_filter.dataset_modes)
 
-    def work(repo: Repository) -> list[LeasedEvent]:
+    def work(repo: Repository) -> Claimed:
         leases = LeaseRepository(repo)
         now = now_ms()
         room = request.max_in_flight - leases.held_by(name, owner, now)
         if room <= 0:
-            return []
+            return Claimed([])
         expire = now + request.lease_seconds * 1000
         leased: list[LeasedEvent] = []
         skipped = False
+        more = True  # until a pass ends without hitting a limit
         for _ in range(MAX_SCANS_PER_CLAIM):
             claims = leases.claim(name, owner, now, expire, room - len(leased))
-            if len(leased) + len(claims) < room and _extend_frontier(repo, leases, name):
-                claims += leases.claim(name, owner, now, expire,
-                                       room - len(leased) - len(claims))
+            beyond = False
+            if len(leased) + len(claims) < room:
+                extended, beyond = _extend_frontier(repo, leases, name)
+                if extended:
+                    claims += leases.claim(name, owner, now, expire,
+                                           room - len(leased) - len(claims))
             found = leases.events_at([c.position.seq for c in claims])
             # Pending rows added before their dataset changed mode are skipped now: the mode
             # holds for every event not yet delivered.
@@ -196,24 +208,29 @@ def claim(request: LeaseRequest) -> Callable[[Repository], list[LeasedEvent]]:
             leased += [LeasedEvent(found[c.position.seq], owner, expire, c.attempts)
                        for c in claims if c.position.seq not in drop]
             if not drop or len(leased) >= room:
+                more = beyond
                 break
         if skipped and (group := leases.get_group(name)) is not None:
             _commit_watermark(repo, leases, group, group.frontier)
-        return leased
+        return Claimed(leased, more and len(leased) < room)
 
     return work
 
 
-def _extend_frontier(repo: Repository, leases: LeaseRepository, name: str) -> bool:
-    """Adds pending rows for the group's next events; False when there were none, or another
-    replica is extending the frontier right now (its rows become claimable when it commits)."""
+def _extend_frontier(repo: Repository, leases: LeaseRepository,
+                     name: str) -> tuple[bool, bool]:
+    """Adds pending rows for the group's next events. (False, _) when there were none, or
+    another replica is extending the frontier right now (its rows become claimable when it
+    commits); the second value tells whether events beyond the new frontier may remain."""
     group = leases.get_group(name, lock=True)
     if group is None:
-        return False
+        return False, False
     events.require_retained(repo, group.frontier, f"consumer group {name!r}")
     frontier = group.frontier
+    beyond = False
     for _ in range(MAX_SCANS_PER_CLAIM):
         scanned = leases.scan_after(frontier, SCAN_BATCH)
+        beyond = len(scanned) == SCAN_BATCH
         if not scanned:
             break
         matching = [(position, dataset_id) for position, kind, dataset_id, project in scanned
@@ -225,11 +242,11 @@ def _extend_frontier(repo: Repository, leases: LeaseRepository, name: str) -> bo
         if wanted or len(scanned) < SCAN_BATCH:
             break
     if frontier == group.frontier:
-        return False
+        return False, False
     leases.advance_frontier(name, frontier)
     if leases.oldest_unacked(name) is None:  # only other events: the lag drops to 0
         repo.commit_consumer_group(name, frontier, datetime.now(UTC))
-    return True
+    return True, beyond
 
 
 def _commit_watermark(repo: Repository, leases: LeaseRepository, group: LeasedGroup,
@@ -338,11 +355,13 @@ async def subscribe_batches(store: Store, signal: CommitSignal, request: LeaseRe
     claim_work = claim(request)
     while not signal.closed:
         ticket = signal.ticket()
-        batch = await asyncio.to_thread(write_quietly, store, claim_work)
-        if batch:
-            yield batch
-        else:
-            # Woken by this replica's commits (new events, acks); other replicas' by polling.
+        claimed = await asyncio.to_thread(write_quietly, store, claim_work)
+        if claimed.events:
+            yield claimed.events
+        if not claimed.more:
+            # Claimed all there was room for, or all there was: only a commit since the
+            # ticket (new events, acknowledgements, leases given back) can change that. This
+            # replica's commits wake us; other replicas' and lease expiries are polled for.
             await signal.wait(ticket, poll_seconds)
 
 

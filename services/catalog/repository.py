@@ -181,8 +181,10 @@ class Repository:
         """The preprocessing mode of each of these datasets that exists."""
         if not dataset_ids:
             return {}
-        rows = self._conn.execute(select(datasets.c.id, datasets.c.preprocessing)
-                                  .where(datasets.c.id.in_(sorted(set(dataset_ids))))).all()
+        # Raw SQL: every lease claim asks (see driver.py).
+        params = {f"d{n}": dataset_id for n, dataset_id in enumerate(sorted(set(dataset_ids)))}
+        rows = self._raw.all("SELECT id, preprocessing FROM datasets WHERE id IN ("
+                             + ", ".join(f":{key}" for key in params) + ")", params)
         return {dataset_id: PreprocessingMode(mode) for dataset_id, mode in rows}
 
     def list_datasets(self, project: str | None, after: tuple[str, str] | None,

@@ -35,7 +35,7 @@ log = logging.getLogger("corral.preprocess.write_back")
 
 # How long the first queued result waits for others: items finishing within this share a
 # call. Short next to an item's time in flight (the decode pool, the thumbnail's fsync).
-LINGER_SECONDS = 0.01
+LINGER_SECONDS = 0.025
 MAX_BATCH = 256
 
 

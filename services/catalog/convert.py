@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
@@ -73,10 +73,15 @@ def struct_in(struct: Struct, field: str) -> dict[str, Any]:
     return struct_to_dict(struct, field)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    """Timestamp.FromDatetime (naive means UTC) at a third of its cost: every event and
+    item sent converts two or three."""
+    since = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)) - _EPOCH
+    return Timestamp(seconds=since.days * 86400 + since.seconds,
+                     nanos=since.microseconds * 1000)
 
 
 def dataset_to_proto(dataset: Dataset) -> res.Dataset:

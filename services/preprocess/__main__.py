@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
         dataset_id = (await resolve_dataset(grpc_catalog, config.dataset)
                       if config.dataset else "")
         group = config.group_for(dataset_id)
-        catalog = BatchingCatalog(grpc_catalog)
+        # Half the items in flight may wait for one write-back call; the others keep the
+        # decoding processes busy meanwhile.
+        catalog = BatchingCatalog(grpc_catalog, max_batch=max(1, config.max_in_flight // 2))
         catalog.start()
         processor = ItemProcessor(catalog, pool, store, config.max_attempts, group)
         worker = Worker(catalog, processor, group, config.max_in_flight, config.lease_seconds,

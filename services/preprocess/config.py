@@ -62,5 +62,7 @@ class PreprocessConfig(ServerLimitSettings, CommonSettings, BlobStoreSettings, F
     def max_in_flight(self) -> int:
         """Events worked on at once: enough to keep every process busy while thumbnails are
         stored and results written back (those wait for fsync and the catalog, not for a
-        process), few enough that a restart re-delivers little."""
-        return 8 * self.pool_processes
+        process), few enough that a restart re-delivers little. Results wait up to a few
+        tens of milliseconds to be written back together (write_back.py), holding their
+        slot meanwhile."""
+        return 16 * self.pool_processes

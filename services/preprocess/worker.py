@@ -33,6 +33,9 @@ log = logging.getLogger("corral.preprocess.worker")
 
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 LAG_TIMEOUT_SECONDS = 2.0
+# GetStats answers with a lag at most this old: a dashboard (or a benchmark) polling stats
+# many times a second would otherwise cost the catalog a GetConsumerGroup call each time.
+LAG_MAX_AGE_SECONDS = 0.25
 # How far ahead of ours the catalog's clock may be: events it stamped less than this after
 # the worker started are treated as possibly seen by an earlier run.
 CLOCK_SKEW_SECONDS = 1.0
@@ -72,6 +75,8 @@ class Worker:
         self.subscribed = False
         self.committed_cursor = ""
         self._lag = -1
+        self._lag_fetched = -LAG_MAX_AGE_SECONDS  # time.monotonic() of the last fetch
+        self._lag_fetch: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(max_in_flight)
         self._items: dict[str, asyncio.Task[None]] = {}  # cursor -> its processing
         self._finished: list[str] = []
@@ -108,18 +113,26 @@ class Worker:
         await self._acknowledge(final=True)
 
     async def stats(self) -> WorkerStats:
-        try:
-            group = await asyncio.wait_for(
-                self.catalog.get_consumer_group(self.consumer_group), LAG_TIMEOUT_SECONDS)
-            self._lag = group.pending_events
-            self.committed_cursor = group.committed_cursor or self.committed_cursor
-        except (CorralError, TimeoutError):
-            pass  # report the last known lag
+        if time.monotonic() - self._lag_fetched >= LAG_MAX_AGE_SECONDS:
+            # Concurrent callers share one fetch.
+            if self._lag_fetch is None or self._lag_fetch.done():
+                self._lag_fetch = asyncio.create_task(self._fetch_lag())
+            await asyncio.shield(self._lag_fetch)
         return WorkerStats(
             processed=self.counts[Outcome.PROCESSED], failed=self.counts[Outcome.FAILED],
             skipped=self.counts[Outcome.SKIPPED], in_flight=len(self._items), lag=self._lag,
             committed_cursor=self.committed_cursor, subscribed=self.subscribed,
             pool_processes=self.processor.pool.processes)
+
+    async def _fetch_lag(self) -> None:
+        try:
+            group = await asyncio.wait_for(
+                self.catalog.get_consumer_group(self.consumer_group), LAG_TIMEOUT_SECONDS)
+            self._lag = group.pending_events
+            self.committed_cursor = group.committed_cursor or self.committed_cursor
+            self._lag_fetched = time.monotonic()
+        except (CorralError, TimeoutError):
+            pass  # report the last known lag
 
     async def _subscribe_loop(self) -> None:
         while True:

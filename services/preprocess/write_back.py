@@ -58,11 +58,14 @@ class BatchingCatalog:
 
     def __init__(self, catalog: BatchCatalog, linger_seconds: float = LINGER_SECONDS,
                  max_batch: int = MAX_BATCH) -> None:
+        """`max_batch`: results sent at once without lingering. Keep it well below the
+        worker's max_in_flight: a result waiting here still holds its item's slot."""
         self._catalog = catalog
         self._linger, self._max_batch = linger_seconds, max(1, max_batch)
         self._updates: list[tuple[SystemUpdate, asyncio.Future[None]]] = []
         self._acks: list[tuple[str, list[str], asyncio.Future[str]]] = []
         self._queued = asyncio.Event()
+        self._full = asyncio.Event()  # a full batch is queued: stop lingering
         self._task: asyncio.Task[None] | None = None
         # False once the catalog turned out not to know BatchUpdateSystemMetadata.
         self.batched = True
@@ -90,6 +93,8 @@ class BatchingCatalog:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._updates.append((SystemUpdate(item_id, system, expected_blob_key), future))
         self._queued.set()
+        if len(self._updates) >= self._max_batch:
+            self._full.set()
         return await future
 
     async def ack_event_cursors(self, consumer_group: str, cursors: list[str]) -> str:
@@ -103,9 +108,15 @@ class BatchingCatalog:
     async def _run(self) -> None:
         while True:
             await self._queued.wait()
-            if len(self._updates) < self._max_batch:
-                await asyncio.sleep(self._linger)
+            await self._linger_while_small()
             await self._flush()
+
+    async def _linger_while_small(self) -> None:
+        """Up to the linger time, until a full batch is queued."""
+        self._full = asyncio.Event()
+        if len(self._updates) < self._max_batch:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), self._linger)
 
     async def _flush(self) -> None:
         """Sends one call's worth of what is queued (one call at a time: the next batch

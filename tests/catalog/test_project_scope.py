@@ -238,6 +238,25 @@ def _probe_project_a(world: World, caller: Caller) -> None:
         results[1].error.message.replace(f"[1]: dataset {missing}", "")
 
 
+def test_batch_system_metadata_updates_only_the_callers_items(world):
+    """A's writer naming B's item in a batch: that entry fails like a missing item; A's own
+    entry applies; B's item is unchanged."""
+    stub = world.a_writer.catalog
+    before = world.b_writer.catalog.GetItem(api.GetItemRequest(item_id=world.b_item.id)).item
+    missing = uuid.uuid4().hex
+    mine = world.a_writer.item(world.a_dataset.id, f"batch-{uuid.uuid4().hex[:6]}.jpg")
+    reply = stub.BatchUpdateSystemMetadata(api.BatchUpdateSystemMetadataRequest(requests=[
+        api.UpdateSystemMetadataRequest(item_id=item_id, system=dict_to_struct({"w": 1}))
+        for item_id in (mine.id, world.b_item.id, missing)]))
+    assert [(r.WhichOneof("result"), r.error.code) for r in reply.results] == [
+        ("updated", ""), ("error", "NOT_FOUND"), ("error", "NOT_FOUND")]
+    assert reply.results[1].error.message.replace(f"[1]: item {world.b_item.id}", "") == \
+        reply.results[2].error.message.replace(f"[2]: item {missing}", "")
+    assert reply.results[0].updated.item.metadata.system["w"] == 1
+    after = world.b_writer.catalog.GetItem(api.GetItemRequest(item_id=world.b_item.id)).item
+    assert after == before
+
+
 def test_a_trigger_writes_only_to_items_of_its_project(world):
     """B's trigger named on A's item: answered like a deleted item, and A's item unchanged."""
     before = world.a_writer.catalog.GetItem(api.GetItemRequest(item_id=world.a_item.id)).item

@@ -67,6 +67,7 @@ class BatchingCatalog:
         self._queued = asyncio.Event()
         self._full = asyncio.Event()  # a full batch is queued: stop lingering
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         # False once the catalog turned out not to know BatchUpdateSystemMetadata.
         self.batched = True
 
@@ -74,20 +75,20 @@ class BatchingCatalog:
         self._task = asyncio.create_task(self._run(), name="preprocess-write-back")
 
     async def close(self) -> None:
-        """Sends what is queued, stops batching, closes the catalog."""
+        """Sends what is queued (and lets a call under way answer its callers), then closes
+        the catalog; calls made after this go one by one."""
         if self._task is not None:
-            while self._updates or self._acks:
-                await self._flush()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._closing = True
+            self._queued.set()
+            self._full.set()
+            await self._task
         await self._catalog.close()
 
     # -- batched --------------------------------------------------------------------------
 
     async def update_system_metadata(self, item_id: str, system: dict[str, Any],
                                      expected_blob_key: str) -> None:
-        if not self.batched or self._task is None:
+        if not self.batched or self._task is None or self._closing:
             return await self._catalog.update_system_metadata(item_id, system,
                                                               expected_blob_key)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -98,7 +99,7 @@ class BatchingCatalog:
         return await future
 
     async def ack_event_cursors(self, consumer_group: str, cursors: list[str]) -> str:
-        if not self.batched or self._task is None:
+        if not self.batched or self._task is None or self._closing:
             return await self._catalog.ack_event_cursors(consumer_group, cursors)
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._acks.append((consumer_group, list(cursors), future))
@@ -108,13 +109,16 @@ class BatchingCatalog:
     async def _run(self) -> None:
         while True:
             await self._queued.wait()
-            await self._linger_while_small()
+            if not self._closing:
+                await self._linger_while_small()
             await self._flush()
+            if self._closing and not self._updates and not self._acks:
+                return
 
     async def _linger_while_small(self) -> None:
         """Up to the linger time, until a full batch is queued."""
         self._full = asyncio.Event()
-        if len(self._updates) < self._max_batch:
+        if len(self._updates) < self._max_batch and not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self._linger)
 

@@ -11,7 +11,8 @@ handled by anyone, so it is processed straight from the item snapshot it carries
 snapshot does no harm: the result names the blob it was computed from and the catalog refuses
 it if the content changed). Any other event may have been processed already, so for those the
 catalog is asked first and finished items are skipped. Finished events are acknowledged in
-batches: one AckEvents call at a time carries everything finished meanwhile.
+batches: one acknowledgement at a time carries everything finished meanwhile (the service's
+catalog, write_back.BatchingCatalog, sends it along with the next results written back).
 """
 
 from __future__ import annotations

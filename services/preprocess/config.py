@@ -62,5 +62,6 @@ class PreprocessConfig(ServerLimitSettings, CommonSettings, BlobStoreSettings, F
     def max_in_flight(self) -> int:
         """Events worked on at once: enough to keep every process busy while thumbnails are
         stored and results written back (those wait for fsync and the catalog, not for a
-        process), few enough that a restart re-delivers little."""
-        return 8 * self.pool_processes
+        process) and to leave a queue from which small files are decoded in batches (see
+        pool.py), few enough that a restart re-delivers little."""
+        return 32 * self.pool_processes

@@ -8,6 +8,7 @@ the processes spend their time decoding rather than waiting for fsync.
 
 from __future__ import annotations
 
+import pickle
 import resource
 import tempfile
 from collections.abc import Callable
@@ -38,6 +39,8 @@ class DecodeJob:
     # Link items have no blob: their content is fetched from here.
     link_url: str = ""
     link_mimetype: str = ""
+    # The blob's size, if known: small files are decoded several to a task (see pool.py).
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,28 @@ def describe(name: str, blob_key: str) -> Described:
     with _store.local_path(blob_key) as path:
         info = describe_file(path, name, _limits.thumbnail_size, _limits.max_image_pixels)
     return Described(info.system, info.thumbnail, info.error)
+
+
+def describe_many(jobs: list[tuple[str, str]]) -> list[Described | Exception]:
+    """describe() for each `(name, blob_key)`, in one task. What describe() would raise for
+    an item comes back in its place, so one bad item never costs the others their result."""
+    outcomes: list[Described | Exception] = []
+    for name, blob_key in jobs:
+        try:
+            outcomes.append(describe(name, blob_key))
+        except Exception as exc:  # noqa: BLE001 - returned to the service as the item's
+            outcomes.append(_picklable(exc))
+    return outcomes
+
+
+def _picklable(exc: Exception) -> Exception:
+    """`exc`, or a stand-in saying the same if it cannot cross to the service: one exception
+    that does not pickle would lose the results of the whole batch."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
 
 
 def describe_link(name: str, url: str, claimed_mimetype: str) -> Described:

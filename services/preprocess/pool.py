@@ -151,8 +151,8 @@ class DecodePool:
     """Blob jobs of small files are described several to a task (decoding.describe_many):
     one round trip through pebble (pickling, pipes and three of its threads each way) then
     serves a batch, and their thumbnails are stored as one group. Batches form only under
-    load: at most `processes + 1` tasks are out at once, and jobs that arrive meanwhile wait
-    for the next free slot, so a lone job still goes at once.
+    load: at most `processes` tasks are out at once, and jobs that arrive meanwhile wait for
+    the next free process, so a lone job still goes at once.
 
     Isolation is per item, as with one job per task: an item's exception comes back in its
     place; a batch whose process dies or runs over the task timeout is run again one job per
@@ -174,7 +174,9 @@ class DecodePool:
         self._pool = self._new_pool()
         self._queue: collections.deque[_Pending] = collections.deque()
         self._outstanding = 0  # batch tasks scheduled and not finished
-        self._max_outstanding = processes + 1  # one waiting for whichever process frees up
+        # No task waits for a process: jobs that arrive while every process is busy wait
+        # here instead, and go as one batch to the next process that frees up.
+        self._max_outstanding = processes
         # Thumbnails are written here, not in the pool processes: a durable write mostly waits
         # for fsync, and thumbnails stored together share the folder fsyncs.
         self._writer = ThumbnailWriter(store_factory())

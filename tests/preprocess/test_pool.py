@@ -221,3 +221,46 @@ def test_a_batch_whose_process_fails_is_retried_one_by_one(
     assert all(isinstance(r, DecodeResult) and r.error is None and r.thumbnail_key
                for r in by_name.values()), by_name
     assert_pool_still_works(batch_pool, store)
+
+
+def test_a_missing_blob_in_a_batch_is_reported_alone(batch_pool: DecodePool,
+                                                     store: BlobStore) -> None:
+    files = [(f"photo{i}.jpg", encode(gradient(640, 480), "JPEG")) for i in range(10)]
+    results, _ = decode_together(batch_pool, store, files[:4])
+    jobs = [DecodeJob(name=name, blob_key=f"items/test/{time.monotonic_ns()}-{name}", size=100,
+                      thumbnail_key_stem=f"thumbnails/b/{name}") for name, _ in files[4:]]
+    for job, (_, data) in zip(jobs[1:], files[5:], strict=True):
+        store.put_bytes(job.blob_key, data)  # all but the first exist
+
+    async def all_of_them() -> list:
+        return await asyncio.gather(*(batch_pool.decode(job) for job in jobs),
+                                    return_exceptions=True)
+
+    gone, *others = asyncio.run(all_of_them())
+    assert isinstance(gone, TaskFailed) and gone.blob_missing
+    assert all(isinstance(r, DecodeResult) and r.thumbnail_key for r in results + others)
+
+
+def test_cancelled_jobs_leave_the_others_alone(batch_pool: DecodePool, store: BlobStore) -> None:
+    data = encode(gradient(640, 480), "JPEG")
+    jobs = []
+    for i in range(20):
+        key = f"items/test/{time.monotonic_ns()}"
+        store.put_bytes(key, data)
+        jobs.append(DecodeJob(name=f"p{i}.jpg", blob_key=key, size=len(data),
+                              thumbnail_key_stem=f"thumbnails/c/{key[-10:]}"))
+
+    async def cancel_half() -> list:
+        tasks = [asyncio.create_task(batch_pool.decode(job)) for job in jobs]
+        await asyncio.sleep(0)
+        for task in tasks[1::2]:
+            task.cancel()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = asyncio.run(cancel_half())
+    for i, result in enumerate(results):
+        if i % 2:
+            assert isinstance(result, asyncio.CancelledError)
+        else:
+            assert isinstance(result, DecodeResult) and result.thumbnail_key, result
+    assert_pool_still_works(batch_pool, store)

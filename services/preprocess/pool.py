@@ -40,11 +40,12 @@ TASKS_PER_PROCESS = 500
 # Jobs per task (see DecodePool), and the largest file that shares a task.
 MAX_BATCH = 8
 BATCH_MAX_BYTES = 4 * 1024 * 1024
-# Thumbnails are stored in groups (see ThumbnailWriter): while one group is being made
-# durable, the next one gathers. Two groups at a time keep the disk busy while a thread sets
-# up its group; more only add thread hand-offs.
-WRITER_THREADS = 2
-MAX_WRITE_GROUP = 64
+# Thumbnails are stored in groups (see ThumbnailWriter): while groups are being made durable,
+# the next ones gather. A group's fsyncs run one after the other, so several groups at once
+# keep fsyncs in flight together where the disk is slow to flush (concurrent ones share
+# journal commits and cache flushes).
+WRITER_THREADS = 4
+MAX_WRITE_GROUP = 16
 
 
 class TaskFailed(Exception):

@@ -137,6 +137,13 @@ class ThumbnailWriter:
                 _settle(future, exception=error)
 
     def shutdown(self, wait: bool) -> None:
+        """Stores what is queued first (`wait`), or cancels it: its items stay unacknowledged
+        and come back, rather than fail."""
+        if not wait:
+            with self._lock:
+                queued, self._pending = list(self._pending), collections.deque()
+            for _, _, _, future in queued:
+                future.cancel()
         self._executor.shutdown(wait=wait, cancel_futures=not wait)
 
 
@@ -375,6 +382,9 @@ def _stored_result(described: Described, key: str) -> DecodeResult:
 
 def _on_stored(pending: _Pending, described: Described, key: str,
                stored: Future[None]) -> None:
+    if stored.cancelled():  # the writer was shut down
+        pending.future.cancel()
+        return
     error = stored.exception()
     if error is None:
         _settle(pending.future, _stored_result(described, key))

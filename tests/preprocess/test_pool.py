@@ -14,9 +14,10 @@ from PIL import Image
 
 from services.blobstore import open_blob_store
 from services.blobstore.base import BlobStore
+from services.blobstore.fs import FsBlobStore
 from services.common.settings import BlobStoreSettings
 from services.preprocess.decoding import DecodeJob, DecodeLimits, DecodeResult, describe_many
-from services.preprocess.pool import DecodePool, TaskFailed
+from services.preprocess.pool import DecodePool, TaskFailed, ThumbnailWriter
 
 from .images import encode, garbage_with_png_header, gradient, png_declaring, truncated_jpeg
 
@@ -264,3 +265,19 @@ def test_cancelled_jobs_leave_the_others_alone(batch_pool: DecodePool, store: Bl
         else:
             assert isinstance(result, DecodeResult) and result.thumbnail_key, result
     assert_pool_still_works(batch_pool, store)
+
+
+def test_thumbnails_queued_when_the_writer_stops_are_cancelled_not_failed(
+        tmp_path: Path) -> None:
+    class SlowStore(FsBlobStore):
+        def put_many(self, objects):
+            time.sleep(0.3)
+            return super().put_many(objects)
+
+    writer = ThumbnailWriter(SlowStore(tmp_path), threads=1)
+    first = writer.submit_many([("thumbnails/aa/1.jpg", b"1", "image/jpeg")])
+    queued = writer.submit_many([("thumbnails/aa/2.jpg", b"2", "image/jpeg")])
+    time.sleep(0.1)  # the first group is being stored
+    writer.shutdown(wait=False)
+    assert first[0].result(timeout=5) is None
+    assert queued[0].cancelled()

@@ -58,6 +58,19 @@ class BlobStore(abc.ABC):
                   content_type: str = "application/octet-stream") -> None:
         """Writes a small object (a thumbnail) durably in one call."""
 
+    def put_many(self, objects: list[tuple[str, bytes, str]]) -> list[Exception | None]:
+        """Writes small objects `(key, data, content_type)` durably; returns, per object,
+        None once it is stored or the error that kept it from being stored (one bad object
+        never fails the others). Stores may share the cost of durability among them."""
+        results: list[Exception | None] = []
+        for key, data, content_type in objects:
+            try:
+                self.put_bytes(key, data, content_type)
+                results.append(None)
+            except Exception as exc:  # noqa: BLE001 - reported per object
+                results.append(exc)
+        return results
+
     @abc.abstractmethod
     def iter_chunks(self, key: str, offset: int = 0,
                     chunk_size: int = 1024 * 1024) -> Iterator[bytes]:

@@ -10,6 +10,7 @@ from services.common.limit_settings import ServerLimitSettings
 from services.common.settings import BlobStoreSettings, CommonSettings, FetchSettings
 
 SHARED_GROUP = "preprocess"
+MAX_IN_FLIGHT = 256
 PRIVATE_GROUP_PREFIX = "preprocess:dataset:"
 
 
@@ -62,7 +63,9 @@ class PreprocessConfig(ServerLimitSettings, CommonSettings, BlobStoreSettings, F
     def max_in_flight(self) -> int:
         """Events worked on at once: enough to keep every process busy while thumbnails are
         stored and results written back (those wait for fsync and the catalog, not for a
-        process), few enough that a restart re-delivers little. Results wait up to a few
-        tens of milliseconds to be written back together (write_back.py), holding their
-        slot meanwhile."""
-        return 16 * self.pool_processes
+        process) and to leave a queue from which small files are decoded in batches (see
+        pool.py), few enough that a restart re-delivers little. Results wait up to a few tens
+        of milliseconds to be written back together (write_back.py), holding their slot
+        meanwhile. Capped so that the events leased ahead (twice this) stay within the
+        catalog's limit of 1024 per subscriber."""
+        return min(32 * self.pool_processes, MAX_IN_FLIGHT)

@@ -105,7 +105,8 @@ class ItemProcessor:
             attempts += 1
             job = DecodeJob(name=item.name, blob_key=item.blob_key,
                             thumbnail_key_stem=thumbnail_key_stem(item.id, item.content_key),
-                            link_url=item.link_url, link_mimetype=item.link_mimetype)
+                            link_url=item.link_url, link_mimetype=item.link_mimetype,
+                            size=item.size)
             try:
                 return await self.pool.decode(job), attempts
             except TaskFailed as failure:

@@ -159,3 +159,27 @@ def test_s3_creates_missing_bucket_once(moto_endpoint: str, tmp_path: Path) -> N
     open_blob_store(settings, tmp_path)
     open_blob_store(settings, tmp_path)
     assert minio_client(moto_endpoint).bucket_exists(settings.s3_bucket)
+
+
+def test_put_many_stores_each_and_fails_only_the_bad_ones(store: BlobStore) -> None:
+    objects = [(f"thumbnails/{i % 3:02x}/t{i}.jpg", f"jpeg {i}".encode(), "image/jpeg")
+               for i in range(7)]
+    objects.insert(3, ("../escape", b"x", "image/jpeg"))
+    results = store.put_many(objects)
+    assert isinstance(results[3], CorralError)
+    for (key, data, _), error in zip(objects, results, strict=True):
+        if key != "../escape":
+            assert error is None
+            assert read_all(store, key) == data
+    # Storing the same thumbnail again (a re-delivered event) overwrites it in place.
+    assert store.put_many([objects[0]]) == [None]
+    assert read_all(store, objects[0][0]) == objects[0][1]
+    assert sorted(leftovers(store)) == sorted(key for key, _, _ in objects if key != "../escape")
+
+
+def test_fs_put_many_failure_leaves_nothing(tmp_path: Path) -> None:
+    store = FsBlobStore(tmp_path / "blobs")
+    (store.root / "thumbnails").write_text("a file where a folder should be")
+    results = store.put_many([("thumbnails/aa/t.jpg", b"jpeg", "image/jpeg")])
+    assert isinstance(results[0], OSError)
+    assert list(store.tmp_dir.iterdir()) == []

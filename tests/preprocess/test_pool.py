@@ -14,9 +14,10 @@ from PIL import Image
 
 from services.blobstore import open_blob_store
 from services.blobstore.base import BlobStore
+from services.blobstore.fs import FsBlobStore
 from services.common.settings import BlobStoreSettings
-from services.preprocess.decoding import DecodeJob, DecodeLimits, DecodeResult
-from services.preprocess.pool import DecodePool, TaskFailed
+from services.preprocess.decoding import DecodeJob, DecodeLimits, DecodeResult, describe_many
+from services.preprocess.pool import DecodePool, TaskFailed, ThumbnailWriter
 
 from .images import encode, garbage_with_png_header, gradient, png_declaring, truncated_jpeg
 
@@ -126,3 +127,157 @@ def test_both_processes_work_at_once(pool: DecodePool, store: BlobStore) -> None
         return time.monotonic() - started
 
     assert asyncio.run(sleep_twice()) < 1.9
+
+
+def describe_or_misbehave(jobs: list[tuple[str, str]]) -> list:
+    """The batch function, except that a job named "die" kills its process and one named
+    "hang" runs over any timeout."""
+    for name, _ in jobs:
+        if name == "die":
+            signal.raise_signal(signal.SIGKILL)
+        if name == "hang":
+            time.sleep(60)
+    return describe_many(jobs)
+
+
+class MisbehavingPool(DecodePool):
+    describe_many = staticmethod(describe_or_misbehave)
+
+
+@pytest.fixture(scope="module")
+def batch_pool(blob_root: Path) -> Iterator[DecodePool]:
+    limits = DecodeLimits(thumbnail_size=256, max_image_pixels=2_000_000_000,
+                          memory_limit_mb=MEMORY_LIMIT_MB)
+    factory = functools.partial(open_blob_store, BlobStoreSettings(blob_dir=str(blob_root)),
+                                blob_root)
+    decode_pool = MisbehavingPool(2, factory, limits, task_timeout=3.0)
+    yield decode_pool
+    decode_pool.stop()
+
+
+def decode_together(pool: DecodePool, store: BlobStore,
+                    files: list[tuple[str, bytes]]) -> tuple[list, list[list[str]]]:
+    """Decodes the files at once (so that they queue up and share tasks); returns each one's
+    result or TaskFailed, and the names of the jobs each task was given."""
+    jobs = []
+    for name, data in files:
+        key = f"items/test/{time.monotonic_ns()}"
+        store.put_bytes(key, data)
+        jobs.append(DecodeJob(name=name, blob_key=key, size=len(data),
+                              thumbnail_key_stem=f"thumbnails/b/{key[-10:]}"))
+    batches: list[list[str]] = []
+    schedule = pool._schedule
+
+    def recording_schedule(batch) -> None:
+        batches.append([pending.job.name for pending in batch])
+        schedule(batch)
+
+    async def all_of_them() -> list:
+        return await asyncio.gather(*(pool.decode(job) for job in jobs), return_exceptions=True)
+
+    pool._schedule = recording_schedule  # type: ignore[method-assign]
+    try:
+        return asyncio.run(all_of_them()), batches
+    finally:
+        del pool._schedule
+
+
+def test_small_files_share_tasks_and_each_gets_its_thumbnail(batch_pool: DecodePool,
+                                                             store: BlobStore) -> None:
+    files = [(f"photo{i}.jpg", encode(gradient(640 + i, 480), "JPEG")) for i in range(30)]
+    results, batches = decode_together(batch_pool, store, files)
+    assert max(len(batch) for batch in batches) > 1
+    assert sorted(name for batch in batches for name in batch) == sorted(n for n, _ in files)
+    for (name, _), result in zip(files, results, strict=True):
+        assert isinstance(result, DecodeResult), result
+        assert result.error is None and result.system["name"] == name
+        assert result.system["width"] == 640 + int(name[5:-4])
+        with store.local_path(result.thumbnail_key) as path:
+            assert Image.open(path).width == 256
+
+
+def test_a_bad_file_in_a_batch_fails_alone(batch_pool: DecodePool, store: BlobStore) -> None:
+    files = [(f"photo{i}.jpg", encode(gradient(640, 480), "JPEG")) for i in range(12)]
+    files[6] = ("bomb.png", png_declaring(30_000, 30_000))
+    files[8] = ("truncated.jpg", truncated_jpeg())
+    results, _ = decode_together(batch_pool, store, files)
+    by_name = dict(zip((name for name, _ in files), results, strict=True))
+    assert "out of memory" in by_name.pop("bomb.png").error
+    assert "truncated" in by_name.pop("truncated.jpg").error
+    assert all(isinstance(r, DecodeResult) and r.error is None and r.thumbnail_key
+               for r in by_name.values()), by_name
+
+
+@pytest.mark.parametrize(("culprit", "reason"), [("die", "killed"), ("hang", "timed out")])
+def test_a_batch_whose_process_fails_is_retried_one_by_one(
+        batch_pool: DecodePool, store: BlobStore, culprit: str, reason: str) -> None:
+    files = [(f"photo{i}.jpg", encode(gradient(640, 480), "JPEG")) for i in range(12)]
+    files[5] = (culprit, encode(gradient(640, 480), "JPEG"))
+    results, batches = decode_together(batch_pool, store, files)
+    assert any(culprit in batch and len(batch) > 1 for batch in batches), batches
+    assert [culprit] in batches  # tried again alone
+    by_name = dict(zip((name for name, _ in files), results, strict=True))
+    failure = by_name.pop(culprit)
+    assert isinstance(failure, TaskFailed) and reason in failure.reason
+    assert all(isinstance(r, DecodeResult) and r.error is None and r.thumbnail_key
+               for r in by_name.values()), by_name
+    assert_pool_still_works(batch_pool, store)
+
+
+def test_a_missing_blob_in_a_batch_is_reported_alone(batch_pool: DecodePool,
+                                                     store: BlobStore) -> None:
+    files = [(f"photo{i}.jpg", encode(gradient(640, 480), "JPEG")) for i in range(10)]
+    results, _ = decode_together(batch_pool, store, files[:4])
+    jobs = [DecodeJob(name=name, blob_key=f"items/test/{time.monotonic_ns()}-{name}", size=100,
+                      thumbnail_key_stem=f"thumbnails/b/{name}") for name, _ in files[4:]]
+    for job, (_, data) in zip(jobs[1:], files[5:], strict=True):
+        store.put_bytes(job.blob_key, data)  # all but the first exist
+
+    async def all_of_them() -> list:
+        return await asyncio.gather(*(batch_pool.decode(job) for job in jobs),
+                                    return_exceptions=True)
+
+    gone, *others = asyncio.run(all_of_them())
+    assert isinstance(gone, TaskFailed) and gone.blob_missing
+    assert all(isinstance(r, DecodeResult) and r.thumbnail_key for r in results + others)
+
+
+def test_cancelled_jobs_leave_the_others_alone(batch_pool: DecodePool, store: BlobStore) -> None:
+    data = encode(gradient(640, 480), "JPEG")
+    jobs = []
+    for i in range(20):
+        key = f"items/test/{time.monotonic_ns()}"
+        store.put_bytes(key, data)
+        jobs.append(DecodeJob(name=f"p{i}.jpg", blob_key=key, size=len(data),
+                              thumbnail_key_stem=f"thumbnails/c/{key[-10:]}"))
+
+    async def cancel_half() -> list:
+        tasks = [asyncio.create_task(batch_pool.decode(job)) for job in jobs]
+        await asyncio.sleep(0)
+        for task in tasks[1::2]:
+            task.cancel()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = asyncio.run(cancel_half())
+    for i, result in enumerate(results):
+        if i % 2:
+            assert isinstance(result, asyncio.CancelledError)
+        else:
+            assert isinstance(result, DecodeResult) and result.thumbnail_key, result
+    assert_pool_still_works(batch_pool, store)
+
+
+def test_thumbnails_queued_when_the_writer_stops_are_cancelled_not_failed(
+        tmp_path: Path) -> None:
+    class SlowStore(FsBlobStore):
+        def put_many(self, objects):
+            time.sleep(0.3)
+            return super().put_many(objects)
+
+    writer = ThumbnailWriter(SlowStore(tmp_path), threads=1)
+    first = writer.submit_many([("thumbnails/aa/1.jpg", b"1", "image/jpeg")])
+    queued = writer.submit_many([("thumbnails/aa/2.jpg", b"2", "image/jpeg")])
+    time.sleep(0.1)  # the first group is being stored
+    writer.shutdown(wait=False)
+    assert first[0].result(timeout=5) is None
+    assert queued[0].cancelled()

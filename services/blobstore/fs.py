@@ -28,6 +28,7 @@ FILE_MODE = 0o644
 WRITE_BEHIND_BYTES = 16 * 1024 * 1024
 _IOV_MAX = 1024
 _fadvise = getattr(os, "posix_fadvise", None)
+_MAX_KNOWN_DIRS = 10_000
 _TMP_PREFIX = uuid.uuid4().hex[:16]
 _tmp_numbers = itertools.count()
 _TMP_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -140,6 +141,8 @@ class FsBlobStore(BlobStore):
         folder = final_path.parent
         if folder not in self._known_dirs:
             self.ensure_dir(folder)
+            if len(self._known_dirs) >= _MAX_KNOWN_DIRS:
+                self._known_dirs.clear()  # bounded: a forgotten folder is only stat'ed again
             self._known_dirs.add(folder)
         try:
             os.replace(tmp_path, final_path)

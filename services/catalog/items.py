@@ -270,16 +270,25 @@ def _create_in_dataset(repo: Repository, dataset_id: str, indexes: list[int],
     if fast:
         repo.insert_folders(_folder(dataset_id, f, now) for f in sorted(needed)
                             if f not in existing)
-        created = [replace(entries[index].content, id=uuid.uuid4().hex, dataset_id=dataset_id,
-                           dir=entries[index].target.dir, name=entries[index].target.name,
-                           filename=entries[index].target.filename, create_time=now,
-                           update_time=now) for index in fast]
+        created = [_placed(entries[index], now) for index in fast]
         repo.insert_items(created, [entries[index].target.request_id for index in fast],
                           Outcome.CREATED)
         repo.append_events([(EventType.CREATED, item) for item in created], now)
         for index, item in zip(fast, created, strict=True):
             results[index] = CreateItemResult(item, Outcome.CREATED)
     _create_one_by_one(repo, slow, entries, scope, results)
+
+
+def _placed(entry: PreparedCreate, now: datetime) -> Item:
+    """The new item `entry` creates (what _place builds; dataclasses.replace costs about
+    three times as much per item)."""
+    content, target = entry.content, entry.target
+    return Item(id=uuid.uuid4().hex, dataset_id=target.dataset_id, dir=target.dir,
+                name=target.name, filename=target.filename, type=content.type,
+                size=content.size, sha256=content.sha256, blob_key=content.blob_key,
+                description=content.description, metadata_system=content.metadata_system,
+                metadata_user=content.metadata_user, create_time=now, update_time=now,
+                link_url=content.link_url, link_mimetype=content.link_mimetype)
 
 
 def _create_one_by_one(repo: Repository, indexes: list[int], entries: Sequence[PreparedCreate],

@@ -16,6 +16,10 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # traffic and drop the connection if the ping is not answered within 10 s: a peer that
 # vanished (host down, network cut) then ends the call instead of leaving it hanging.
 # corral's servers accept pings this often (services.common.limits).
+# Response header of an UploadItems stream whose server reads UploadItemsRequest.batched
+# (several messages in one); clients send batched messages only after seeing it.
+UPLOAD_BATCHED_HEADER = ("corral-upload-batched", "1")
+
 KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),

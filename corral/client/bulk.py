@@ -3,9 +3,12 @@
 Each stream is run by one thread that reads results as the server finishes files. Its
 request iterator (run by gRPC in another thread) takes the next file from a queue shared by
 all streams, reads it whole (bulk files are small) and sends it as one message, or several
-of `chunk_size`, with each message's crc32c and the file's sha256 on the last. The server
+of `chunk_size`, with each message's crc32c and the file's sha256 on the last. Once the
+server has announced that it reads `batched` (UPLOAD_BATCHED_HEADER, checked after the
+stream's first file), whole single-message files go several per message, up to `chunk_size`
+bytes: each message costs both sides far more CPU than a small file's bytes. The server
 bounds what a stream has in flight and stops reading beyond it, so the sender never gets far
-ahead and memory stays at about one file per stream on this side.
+ahead and memory stays at about one message per stream on this side.
 
 A stream that fails with UNAVAILABLE or ABORTED is retried with the files it had no result
 for, under the same request_ids, so a file the server did finish returns its first result.
@@ -32,17 +35,20 @@ from corral.client.uploads import (
     UploadCancelled,
     result_from_response,
 )
-from corral.client.wire import ChunkRequest
+from corral.client.wire import BatchRequest, ChunkRequest
 from corral.errors import Aborted, CorralError, Internal, Unavailable, error_for_code
-from corral.rpc import translate
+from corral.rpc import UPLOAD_BATCHED_HEADER, translate
 from corral.upload.v1 import upload_service_pb2
 
 # Files up to this size go on bulk streams; larger ones one call each (or resumable).
 BULK_MAX_FILE_BYTES = 4 * 1024 * 1024
 _STREAM_ATTEMPTS = 3
+# At most this many files per batched message (and at most chunk_size bytes of them).
+BATCH_MAX_FILES = 64
 
 Outcome = UploadResult | BaseException
-BulkCall = Callable[[Iterator[ChunkRequest]], Iterator[upload_service_pb2.UploadItemsResponse]]
+BulkCall = Callable[[Iterator[ChunkRequest | BatchRequest]],
+                   Iterator[upload_service_pb2.UploadItemsResponse]]
 
 
 class _BulkUnsupported(Exception):
@@ -147,6 +153,8 @@ class _Stream:
         self._waiting: dict[int, BulkFile] = {}
         self._indexes = itertools.count()
         self._error: BaseException | None = None  # what ended the request iterator early
+        self._call: grpc.Call | None = None
+        self._started = threading.Event()  # set once _call is
 
     def unanswered(self) -> list[BulkFile]:
         return list(self._waiting.values())
@@ -154,7 +162,8 @@ class _Stream:
     def run(self) -> BaseException | None:
         """None once every file sent has its result; else what ended the stream."""
         sender = self._sender
-        call = sender.call(self._requests())
+        call = self._call = sender.call(self._requests())
+        self._started.set()
         sender._track(call, True)
         try:
             for response in call:
@@ -179,10 +188,13 @@ class _Stream:
                             f"{len(self._waiting)} files")
         return None
 
-    def _requests(self) -> Iterator[ChunkRequest]:
+    def _requests(self) -> Iterator[ChunkRequest | BatchRequest]:
         """Local errors end the stream (after the files already sent) and are kept, because
         gRPC would otherwise turn them into a bare CANCELLED."""
         sender = self._sender
+        batching: bool | None = None  # whether the server reads `batched`: known after a file
+        batch: list[ChunkRequest] = []
+        batch_bytes = 0
         try:
             for file in itertools.chain(self._retry, iter(self._files.take, None)):
                 if sender.cancel.is_set():
@@ -197,9 +209,36 @@ class _Stream:
                 file.spec.size = len(data)
                 index = next(self._indexes)
                 self._waiting[index] = file
-                yield from self._messages(index, file, data)
+                messages = self._messages(index, file, data)
+                if not batching or len(data) > sender.chunk_size:
+                    if batch:
+                        yield _one_message(batch)
+                        batch, batch_bytes = [], 0
+                    yield from messages
+                    if batching is None:
+                        batching = self._server_reads_batched()
+                    continue
+                if batch and (batch_bytes + len(data) > sender.chunk_size
+                              or len(batch) >= BATCH_MAX_FILES):
+                    yield _one_message(batch)
+                    batch, batch_bytes = [], 0
+                batch.extend(messages)
+                batch_bytes += len(data)
+            if batch:
+                yield _one_message(batch)
         except Exception as exc:  # noqa: BLE001 - kept for run() to report
             self._error = exc
+
+    def _server_reads_batched(self) -> bool:
+        """Whether the server announced UPLOAD_BATCHED_HEADER. Its headers come at the
+        stream's start, an older server's with its first result (the file just sent)."""
+        self._started.wait()
+        assert self._call is not None
+        try:
+            headers = self._call.initial_metadata() or ()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - a failed call reports itself in run()
+            return False
+        return any(tuple(header) == UPLOAD_BATCHED_HEADER for header in headers)
 
     def _messages(self, index: int, file: BulkFile, data: bytes) -> Iterator[ChunkRequest]:
         # The state is complete before the last message goes out: its result may arrive
@@ -226,3 +265,7 @@ class _Stream:
             return result_from_response(result, file.state, str(file.entry.local_path))
         except CorralError as exc:
             return exc
+
+
+def _one_message(requests: list[ChunkRequest]) -> ChunkRequest | BatchRequest:
+    return requests[0] if len(requests) == 1 else BatchRequest(requests)

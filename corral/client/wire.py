@@ -62,13 +62,40 @@ def encode_request(request: ChunkRequest) -> bytes:
     return _with_data(small_fields.SerializeToString(), request.data)
 
 
-def encode_bulk_request(request: ChunkRequest) -> bytes:
-    """The wire bytes of the request as an UploadItemsRequest (the bulk stream's serializer)."""
-    small_fields = upload_service_pb2.UploadItemsRequest(
+_BATCHED_FIELD = upload_service_pb2.UploadItemsRequest.DESCRIPTOR.fields_by_name["batched"]
+_BATCHED_TAG = bytes([(_BATCHED_FIELD.number << 3) | 2])
+assert _BATCHED_FIELD.number < 16, "the tag must stay one byte"
+
+
+@dataclass(slots=True)
+class BatchRequest:
+    """Several UploadItemsRequests sent as one message: the first one's fields, the others
+    in its `batched` field (for servers that announced it; see UPLOAD_BATCHED_HEADER)."""
+
+    requests: list[ChunkRequest]
+
+
+def encode_bulk_request(request: ChunkRequest | BatchRequest) -> bytes:
+    """The wire bytes of the request as an UploadItemsRequest (the bulk stream's serializer).
+    A batch is its first request's fields followed by every other request as an entry of
+    `batched` (tag, length, the request's bytes); each chunk is copied once, by one join."""
+    if not isinstance(request, BatchRequest):
+        return b"".join(_bulk_parts(request))
+    first, *rest = request.requests
+    parts = _bulk_parts(first)
+    for other in rest:
+        inner = _bulk_parts(other)
+        parts += (_BATCHED_TAG, _varint(sum(map(len, inner))), *inner)
+    return b"".join(parts)
+
+
+def _bulk_parts(request: ChunkRequest) -> list[bytes]:
+    head = upload_service_pb2.UploadItemsRequest(
         file_index=request.file_index, write_offset=request.write_offset,
         finish_write=request.finish_write, spec=request.spec, crc32c=request.crc32c,
-        sha256=request.sha256)
-    return _with_data(small_fields.SerializeToString(), request.data)
+        sha256=request.sha256).SerializeToString()
+    data = request.data
+    return [head, _DATA_TAG, _varint(len(data)), data] if data else [head]
 
 
 def _with_data(head: bytes, data: bytes) -> bytes:

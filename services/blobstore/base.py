@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,8 +46,25 @@ class BlobWriter(abc.ABC):
 
 
 class BlobStore(abc.ABC):
+    # Whether commit_many shares work between its writers (then it pays to commit small
+    # objects in groups); a store whose commits are independent round trips keeps them apart.
+    shares_commit_work = False
+
     @abc.abstractmethod
     def open_writer(self, key: str) -> BlobWriter: ...
+
+    def commit_many(self, writers: Sequence[BlobWriter]) -> list[Exception | None]:
+        """Commits every writer (opened by this store); each one's failure is its own, given
+        in its place (a failed writer is aborted, as commit() leaves it)."""
+        errors: list[Exception | None] = []
+        for writer in writers:
+            try:
+                writer.commit()
+            except Exception as exc:  # noqa: BLE001 - that writer's failure alone
+                errors.append(exc)
+            else:
+                errors.append(None)
+        return errors
 
     def session_storage(self) -> SessionStorage:
         """Where resumable upload sessions keep their records and unfinished data."""

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from stat import S_ISREG
 from typing import TYPE_CHECKING, BinaryIO
@@ -27,6 +28,11 @@ FILE_MODE = 0o644
 WRITE_BEHIND_BYTES = 16 * 1024 * 1024
 _IOV_MAX = 1024
 _fadvise = getattr(os, "posix_fadvise", None)
+_MAX_KNOWN_DIRS = 10_000
+_TMP_PREFIX = uuid.uuid4().hex[:16]
+_tmp_numbers = itertools.count()
+_TMP_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+              | getattr(os, "O_CLOEXEC", 0))
 
 
 class FsBlobWriter(BlobWriter):
@@ -37,7 +43,7 @@ class FsBlobWriter(BlobWriter):
                  offset: int = 0) -> None:
         """Writes `fd` (the open file at `tmp_path`) from `offset` on."""
         self._store = store
-        self._final_path = final_path
+        self._final_path = self.final_path = final_path
         self._fd = fd
         self._tmp_path = tmp_path
         self._committed = False
@@ -77,6 +83,12 @@ class FsBlobWriter(BlobWriter):
         self._dropped, self._behind = self._behind, self._written
 
     def commit(self) -> None:
+        self.sync_and_rename()
+        self.sync_rename()
+
+    def sync_and_rename(self) -> None:
+        """The first half of commit(): the content durable and renamed to its key (which is
+        not durable before sync_rename)."""
         if self._fd < 0:
             raise ValueError("blob writer is closed")
         try:
@@ -84,18 +96,25 @@ class FsBlobWriter(BlobWriter):
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
-            self._store.ensure_dir(self._final_path.parent)
-            os.replace(self._tmp_path, self._final_path)
+            self._store.rename_into_place(self._tmp_path, self._final_path)
         except BaseException:
             self.abort()
             raise
-        try:
-            self._store.dir_syncer.sync(self._final_path.parent)
-        except BaseException:
-            # The rename may not survive a crash, so nothing may refer to it: take it back.
-            self._final_path.unlink(missing_ok=True)
-            raise
+
+    def sync_rename(self, synced: bool = False) -> None:
+        """The second half: fsyncs the folder (unless the caller did: `synced`), so the
+        rename survives a crash."""
+        if not synced:
+            try:
+                self._store.dir_syncer.sync(self._final_path.parent)
+            except BaseException:
+                self.take_back()
+                raise
         self._committed = True
+
+    def take_back(self) -> None:
+        """The rename may not survive a crash, so nothing may refer to it: take it back."""
+        self._final_path.unlink(missing_ok=True)
 
     def abort(self) -> None:
         if self._fd >= 0:
@@ -106,12 +125,58 @@ class FsBlobWriter(BlobWriter):
 
 
 class FsBlobStore(BlobStore):
+    shares_commit_work = True  # one folder fsync serves every rename into that folder
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self.tmp_dir = self.root / TMP_DIR_NAME
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         # Concurrent commits into one folder share its fsync (see dirsync.py).
         self.dir_syncer = DirSyncer()
+        # Folders known to exist (nothing removes folders; a rename that finds one gone
+        # creates it again), so a commit does not stat its folder's path each time.
+        self._known_dirs: set[Path] = set()
+
+    def rename_into_place(self, tmp_path: Path, final_path: Path) -> None:
+        folder = final_path.parent
+        if folder not in self._known_dirs:
+            self.ensure_dir(folder)
+            if len(self._known_dirs) >= _MAX_KNOWN_DIRS:
+                self._known_dirs.clear()  # bounded: a forgotten folder is only stat'ed again
+            self._known_dirs.add(folder)
+        try:
+            os.replace(tmp_path, final_path)
+        except FileNotFoundError:
+            if not os.path.exists(tmp_path):
+                raise
+            self._known_dirs.discard(folder)
+            self.ensure_dir(folder)
+            os.replace(tmp_path, final_path)
+
+    def commit_many(self, writers: Sequence[BlobWriter]) -> list[Exception | None]:
+        """Each file is fsynced and renamed, then every folder they went to is fsynced once
+        for all of them (a folder fsync covers every rename before it)."""
+        errors: list[Exception | None] = [None] * len(writers)
+        by_folder: dict[Path, list[int]] = {}
+        for index, writer in enumerate(writers):
+            assert isinstance(writer, FsBlobWriter)
+            try:
+                writer.sync_and_rename()
+            except Exception as exc:  # noqa: BLE001 - that writer's failure alone
+                errors[index] = exc
+            else:
+                by_folder.setdefault(writer.final_path.parent, []).append(index)
+        for folder, indexes in by_folder.items():
+            try:
+                self.dir_syncer.sync(folder)
+            except Exception as exc:  # noqa: BLE001 - fails the writers it was meant to cover
+                for index in indexes:
+                    writers[index].take_back()  # type: ignore[attr-defined]
+                    errors[index] = exc
+                continue
+            for index in indexes:
+                writers[index].sync_rename(synced=True)  # type: ignore[attr-defined]
+        return errors
 
     def path_for(self, key: str) -> Path:
         """The file holding `key`; refuses keys that could leave the root or hit .tmp/ or
@@ -135,8 +200,15 @@ class FsBlobStore(BlobStore):
 
     def open_writer(self, key: str) -> FsBlobWriter:
         final_path = self.path_for(key)
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="upload-")
-        return FsBlobWriter(self, final_path, fd, Path(tmp_name))
+        # Like tempfile.mkstemp (O_EXCL, mode 0600, no symlink followed) with a name that is
+        # unique per process by construction, without mkstemp's random name per call.
+        while True:
+            tmp_path = self.tmp_dir / f"upload-{_TMP_PREFIX}{next(_tmp_numbers):x}"
+            try:
+                fd = os.open(tmp_path, _TMP_FLAGS, 0o600)
+            except FileExistsError:  # left by an earlier process that had the same prefix
+                continue
+            return FsBlobWriter(self, final_path, fd, tmp_path)
 
     def session_storage(self) -> FsSessionStorage:
         from services.blobstore.fs_sessions import FsSessionStorage

@@ -1,14 +1,14 @@
-"""Many creates in one call: every entry is validated and written on its own (its own
-savepoint in the group-commit writer), so one bad entry fails alone and the rest commit."""
+"""Many creates in one call: every entry is validated on its own and all are written by one
+set-based write (items.create_items), so one bad entry fails alone and the rest commit."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from corral.errors import CorralError, InvalidArgument
-from services.catalog.items import create_item
+from services.catalog.items import PreparedCreate, prepare_create
+from services.catalog.items import create_items as create_items_work
 from services.catalog.records import CreateItemResult, NewItem
 from services.catalog.repository import Repository
 from services.catalog.scope import EVERYWHERE, Scope
@@ -25,11 +25,20 @@ async def create_items(write: Write, requests: Sequence[R], to_new_item: Callabl
     if len(requests) > MAX_BATCH_ITEMS:
         raise InvalidArgument(
             f"requests holds {len(requests)} entries; at most {MAX_BATCH_ITEMS} per call")
-
-    async def one(index: int, request: R) -> CreateItemResult | CorralError:
+    results: list[CreateItemResult | CorralError | None] = [None] * len(requests)
+    valid: list[int] = []
+    prepared: list[PreparedCreate] = []
+    for index, request in enumerate(requests):
         try:
-            return await write(create_item(to_new_item(request), scope))
+            prepared.append(prepare_create(to_new_item(request)))
         except CorralError as exc:
-            return type(exc)(f"requests[{index}]: {exc.message}")
-
-    return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))
+            results[index] = exc
+        else:
+            valid.append(index)
+    if prepared:
+        written = await write(create_items_work(prepared, scope))
+        for index, result in zip(valid, written, strict=True):
+            results[index] = result
+    return [type(result)(f"requests[{index}]: {result.message}")
+            if isinstance(result, CorralError) else result
+            for index, result in enumerate(results)]  # type: ignore[misc]

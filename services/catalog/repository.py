@@ -296,6 +296,44 @@ class Repository:
         self._raw.many(_INSERT_EVENT, [{**row, "of_dataset": row["dataset_id"]}
                                        for row in event_rows])
 
+    def items_by_requests(self, dataset_id: str, request_ids: Sequence[str],
+                          ) -> dict[str, tuple[Item, Outcome]]:
+        """get_item_by_request for many request ids at once (one statement)."""
+        if not request_ids:
+            return {}
+        if self._pg:
+            rows = self._raw.all(_ITEMS_BY_REQUESTS + " = ANY(:request_ids)",
+                                 {"dataset_id": dataset_id, "request_ids": list(request_ids)})
+        else:
+            params = {f"r{i}": request_id for i, request_id in enumerate(request_ids)}
+            rows = self._raw.all(
+                _ITEMS_BY_REQUESTS + " IN (" + ", ".join(f":{key}" for key in params) + ")",
+                {"dataset_id": dataset_id, **params})
+        return {row[_ITEM_COLUMN_COUNT + 1]: (
+                    _raw_item(row, self._raw), Outcome(row[_ITEM_COLUMN_COUNT] or Outcome.CREATED))
+                for row in rows}
+
+    def insert_items(self, new: Sequence[Item], request_ids: Sequence[str | None],
+                     outcome: Outcome) -> None:
+        """insert_item for many items in one executemany."""
+        self._raw.many(_INSERT_ITEM, [
+            {**_raw_item_values(item, self._raw), "request_id": request_id,
+             "request_outcome": str(outcome)}
+            for item, request_id in zip(new, request_ids, strict=True)])
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Undoes the block's writes if it raises (the transaction goes on)."""
+        dbapi = self._conn.connection.driver_connection
+        dbapi.execute("SAVEPOINT corral_entry")
+        try:
+            yield
+        except BaseException:
+            dbapi.execute("ROLLBACK TO SAVEPOINT corral_entry")
+            dbapi.execute("RELEASE SAVEPOINT corral_entry")
+            raise
+        dbapi.execute("RELEASE SAVEPOINT corral_entry")
+
     def insert_item(self, item: Item, request_id: str | None, outcome: Outcome | None) -> None:
         self._raw.run(_INSERT_ITEM, {**_raw_item_values(item, self._raw),
                                      "request_id": request_id,
@@ -586,6 +624,8 @@ _ITEM_BY_FILENAME = (f"SELECT {_ITEM_COLUMNS} FROM items "
                      "WHERE dataset_id = :dataset_id AND filename = :filename")
 _ITEM_BY_REQUEST = (f"SELECT {_ITEM_COLUMNS}, request_outcome FROM items "
                     "WHERE dataset_id = :dataset_id AND request_id = :request_id")
+_ITEMS_BY_REQUESTS = (f"SELECT {_ITEM_COLUMNS}, request_outcome, request_id FROM items "
+                      "WHERE dataset_id = :dataset_id AND request_id")
 _INSERT_ITEM = (f"INSERT INTO items ({_ITEM_COLUMNS}, thumbnail_key, request_id, "
                 "request_outcome) VALUES ("
                 + ", ".join(f":{c}" for c in _ITEM_COLUMNS.split(", "))

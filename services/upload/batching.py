@@ -1,6 +1,9 @@
 """Coalesces many CreateItem calls into BatchCreateItems: callers await their own result,
-and a batch goes out when it is full or when the loop has nothing else to do, so a steady
-stream of rows costs one catalog call (and one transaction) per few hundred items.
+and a batch goes out when it is full, or once the loop has run the callbacks already queued
+while fewer than `max_in_flight` batches are being sent; otherwise it grows until one of them
+returns (group commit: under load each call carries what arrived during the previous one, so
+a steady stream of rows costs one catalog call and one transaction per many items, while a
+lone create still goes out at once).
 
 A batcher may be shared by the calls of many callers (the bulk streams share one), so entries
 wait in groups of one project and role each: a batch never mixes callers, and it is sent with
@@ -50,9 +53,10 @@ MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 class CreateBatcher:
     def __init__(self, catalog: Catalog, max_batch: int = 500,
-                 max_batch_bytes: int = MAX_BATCH_BYTES) -> None:
+                 max_batch_bytes: int = MAX_BATCH_BYTES, max_in_flight: int = 2) -> None:
         self._catalog, self._max_batch = catalog, max_batch
         self._max_batch_bytes = max_batch_bytes
+        self._max_in_flight = max_in_flight
         self._waiting: dict[GroupKey, _Group] = {}
         self._scheduled: asyncio.Handle | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -76,11 +80,20 @@ class CreateBatcher:
         group.size += size
         if len(group.entries) >= self._max_batch or group.size >= self._max_batch_bytes:
             self._send_group(key)
-        elif self._scheduled is None:
+        else:
+            self._schedule_flush()
+        return await future
+
+    def _schedule_flush(self) -> None:
+        if self._scheduled is None and len(self._sending) < self._max_in_flight:
             # call_soon runs after the callbacks already queued: rows parsed in the same
             # turn of the loop join this batch.
             self._scheduled = asyncio.get_running_loop().call_soon(self.flush)
-        return await future
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        if self._waiting:
+            self._schedule_flush()  # what waited for this call goes out now
 
     def flush(self) -> None:
         if self._scheduled is not None:
@@ -95,7 +108,7 @@ class CreateBatcher:
             return
         task = asyncio.ensure_future(self._send(group.principal, group.entries))
         self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        task.add_done_callback(self._sent)
 
     async def close(self) -> None:
         self.flush()

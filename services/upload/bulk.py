@@ -102,6 +102,11 @@ class _BulkStream:
         try:
             async for message in requests:
                 await self._accept(message)
+                for inner in message.batched:
+                    if inner.batched:
+                        raise InvalidArgument(
+                            "a message in batched may not carry batched messages itself")
+                    await self._accept(inner)
             for index, file in list(self._open.items()):
                 if file.sink is not None:
                     await self._fail(index, file, InvalidArgument(

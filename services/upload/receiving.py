@@ -4,6 +4,7 @@ finish_write."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import google_crc32c
@@ -13,7 +14,7 @@ from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from services.upload.sink import HashingBlobSink
 from services.upload.spec import too_large
 
-_SHA256_LENGTH = 64
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 # Both upload request messages share these fields (write_offset, data, finish_write, crc32c,
 # sha256).
@@ -31,8 +32,7 @@ def check_message(message: ChunkMessage, data: bytes) -> None:
     if message.sha256:
         if not message.finish_write:
             raise InvalidArgument("sha256 may only be sent with finish_write")
-        if len(message.sha256) != _SHA256_LENGTH or not all(
-                c in "0123456789abcdef" for c in message.sha256.lower()):
+        if not _SHA256.fullmatch(message.sha256.lower()):
             raise InvalidArgument("sha256 must be 64 hexadecimal characters")
 
 

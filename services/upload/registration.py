@@ -192,7 +192,8 @@ class Registrar:
                                 else (self.catalog.create_item, REGISTER_RETRY_DELAYS))
         last_error: CorralError | None = None
         for delay in (0.0, *retry_delays):
-            await asyncio.sleep(delay)
+            if delay:  # the first try goes at once (a sleep(0) would cost a loop turn per file)
+                await asyncio.sleep(delay)
             try:
                 return await create(request)
             except CorralError as exc:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from corral.rpc import UPLOAD_BATCHED_HEADER
 from corral.upload.v1 import upload_service_pb2 as upload_pb2
 from corral.upload.v1 import upload_service_pb2_grpc
 from services.common.auth import Need
@@ -37,6 +38,8 @@ class UploadServicer(upload_service_pb2_grpc.UploadServiceServicer):
     async def UploadItems(  # noqa: N802 - gRPC method name
             self, request_iterator: AsyncIterator[upload_pb2.UploadItemsRequest],
             context: grpc.aio.ServicerContext) -> AsyncIterator[upload_pb2.UploadItemsResponse]:
+        # Announced at once: the client sends batched messages only once it has seen this.
+        await context.send_initial_metadata((UPLOAD_BATCHED_HEADER,))
         async for response in self._bulk.run(request_iterator):
             yield response
 

@@ -34,6 +34,79 @@ def run_blocking(func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     return asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
+# A small upload completing: its sink, its last bytes, its content check, and the future of
+# its sha256.
+_Job = tuple["HashingBlobSink", list[bytes], ContentCheck, "asyncio.Future[str | None]"]
+
+
+class GroupCommitter:
+    """Completes small uploads that finish together in one I/O thread call instead of one
+    each: every file is written, checked, fsynced and renamed, then the store makes the
+    renames durable together (one folder fsync for the group; see commit_many). Each file
+    still succeeds or fails alone, and none returns before its blob is durable.
+
+    Uploads that finish in the same turn of the event loop form a group (at most
+    `max_group`, so that groups still run in parallel threads: their fsyncs overlap)."""
+
+    def __init__(self, commit_many: Callable[[list[BlobWriter]], list[Exception | None]],
+                 max_group: int = 8) -> None:
+        self._commit_many, self._max_group = commit_many, max_group
+        self._jobs: list[_Job] = []
+        self._scheduled = False
+
+    def complete(self, sink: HashingBlobSink, batch: list[bytes],
+                 check: ContentCheck) -> asyncio.Future[str | None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str | None] = loop.create_future()
+        self._jobs.append((sink, batch, check, future))
+        if len(self._jobs) >= self._max_group:
+            self._dispatch()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._dispatch)
+        return future
+
+    def _dispatch(self) -> None:
+        self._scheduled = False
+        jobs, self._jobs = self._jobs, []
+        if not jobs:
+            return
+        group = run_blocking(self._run, [(sink, batch, check) for sink, batch, check, _ in jobs])
+        group.add_done_callback(lambda done: _deliver(jobs, done))
+
+    def _run(self, jobs: list[tuple[HashingBlobSink, list[bytes], ContentCheck]],
+             ) -> list[str | None | Exception]:
+        outcomes: list[str | None | Exception] = []
+        writers: list[BlobWriter] = []
+        owners: list[int] = []
+        for index, (sink, batch, check) in enumerate(jobs):
+            try:
+                outcomes.append(sink._write_checked(batch, check))
+            except Exception as exc:  # noqa: BLE001 - that upload's failure alone
+                outcomes.append(exc)
+            else:
+                writers.append(sink._open_writer())
+                owners.append(index)
+        for index, error in zip(owners, self._commit_many(writers), strict=True):
+            if error is None:
+                jobs[index][0]._committed = True
+            else:
+                outcomes[index] = error
+        return outcomes
+
+
+def _deliver(jobs: list[_Job], done: asyncio.Future[list[str | None | Exception]]) -> None:
+    failure = done.exception() if not done.cancelled() else asyncio.CancelledError()
+    outcomes = done.result() if failure is None else [failure] * len(jobs)
+    for (_, _, _, future), outcome in zip(jobs, outcomes, strict=True):
+        if future.cancelled():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
 class HashingBlobSink:
     """Writes an object through the writer `open_writer()` returns, opened in the first I/O
     thread call, as creating a temp file is blocking I/O too. `delete_committed()` removes the
@@ -43,8 +116,9 @@ class HashingBlobSink:
     def __init__(self, open_writer: Callable[[], BlobWriter],
                  delete_committed: Callable[[], None], batch_bytes: int, *,
                  hasher: hashlib._Hash | None = None, start_size: int = 0,
-                 hash_content: bool = True) -> None:
+                 hash_content: bool = True, committer: GroupCommitter | None = None) -> None:
         self._open, self._delete_committed = open_writer, delete_committed
+        self._committer = committer
         self._batch_bytes = batch_bytes
         self._writer: BlobWriter | None = None
         self._hash = hasher if hasher is not None or not hash_content else hashlib.sha256()
@@ -112,7 +186,11 @@ class HashingBlobSink:
     async def complete(self, check: ContentCheck) -> str | None:
         """Writes what is left, runs check(size, sha256), then commits; returns the sha256."""
         await self._wait_in_flight()
-        done = run_blocking(self._complete, self._take(), check)
+        if self._committer is not None and self._writer is None:
+            # Nothing handed to the store yet: a small upload, completed with others.
+            done = self._committer.complete(self, self._take(), check)
+        else:
+            done = run_blocking(self._complete, self._take(), check)
         self._in_flight = [done]
         await self._wait_in_flight()
         return done.result()
@@ -158,11 +236,16 @@ class HashingBlobSink:
         self._open_writer().write_many(batch)
 
     def _complete(self, batch: list[bytes], check: ContentCheck) -> str | None:
+        sha256 = self._write_checked(batch, check)
+        self._open_writer().commit()
+        self._committed = True
+        return sha256
+
+    def _write_checked(self, batch: list[bytes], check: ContentCheck) -> str | None:
+        """Writes the last batch and runs the content check: all of complete() but commit."""
         if self._hash is not None:
             self._hash_batch(batch)
         self._write_batch(batch)
         sha256 = self._hash.hexdigest() if self._hash is not None else None
         check(self.size, sha256)
-        self._open_writer().commit()
-        self._committed = True
         return sha256

@@ -28,7 +28,7 @@ from services.upload.registration import (
     shielded,
 )
 from services.upload.resumable import ResumableUploads, SessionSettings
-from services.upload.sink import HashingBlobSink
+from services.upload.sink import GroupCommitter, HashingBlobSink
 from services.upload.spec import DEFAULT_MAX_UPLOAD_BYTES, ValidSpec, validate_spec
 
 __all__ = ["REGISTER_RETRY_DELAYS", "Uploader", "blob_key_for"]
@@ -43,6 +43,8 @@ class Uploader:
                  max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> None:
         self._store = store
         self._write_batch_bytes = write_batch_bytes
+        self._committer = GroupCommitter(store.commit_many) if store.shares_commit_work \
+            else None
         self.max_bytes = max_bytes  # per upload (CORRAL_UPLOAD_MAX_BYTES)
         self.registrar = Registrar(store, catalog, dataset_cache_seconds)
         self.resumable = ResumableUploads(self.registrar, write_batch_bytes,
@@ -79,7 +81,8 @@ class Uploader:
         """A new blob key and the sink that writes it (nothing is opened yet)."""
         key = blob_key_for(dataset_id)
         return key, HashingBlobSink(functools.partial(self._store.open_writer, key),
-                                    functools.partial(self._store.delete, key), batch_bytes)
+                                    functools.partial(self._store.delete, key), batch_bytes,
+                                    committer=self._committer)
 
     async def finish(self, spec: ValidSpec, key: str, sink: HashingBlobSink,
                      finish_sha256: str, batcher: CreateBatcher | None = None,

@@ -15,8 +15,9 @@ import pytest
 
 from corral.catalog.v1 import resources_pb2
 from corral.client import Client, UploadEvent
-from corral.client.bulk import BULK_MAX_FILE_BYTES
-from corral.client.wire import ChunkRequest
+from corral.client.bulk import BATCH_MAX_FILES, BULK_MAX_FILE_BYTES
+from corral.client.uploads import DEFAULT_CHUNK_SIZE
+from corral.client.wire import BatchRequest, ChunkRequest
 from corral.upload.v1 import upload_service_pb2
 from sdk.stack import Stack
 from sdk.test_sdk_retries import FlakyUploads, _Unavailable
@@ -186,3 +187,98 @@ def test_a_server_without_bulk_streams_gets_one_call_per_file(offline_client: Cl
     summary = offline_client.upload_paths([tmp_path / "old"], "d", bulk_streams=2)
     assert summary.counts()["created"] == 3
     assert len(offline_client._upload.request_ids) == 3
+
+
+def _recording(client: Client) -> list[ChunkRequest | BatchRequest]:
+    """Records the messages the client's UploadItems streams send."""
+    real, sent = client._upload_items, []
+
+    def call(requests):
+        def tee():
+            for request in requests:
+                sent.append(request)
+                yield request
+        return real(tee())
+
+    client._upload_items = call
+    return sent
+
+
+def test_small_files_go_several_per_message_to_a_server_that_reads_batched(
+        client: Client, tmp_path: Path) -> None:
+    dataset = client.create_dataset(_name("batched"))
+    contents = small_files(tmp_path / "b", 150, size=20_000)
+    sent = _recording(client)
+    summary = client.upload_paths([tmp_path / "b"], dataset, remote_dir="/in")
+
+    assert summary.counts()["created"] == 150
+    for result in summary.results:
+        assert result.item["sha256"] == hashlib.sha256(contents[result.item["name"]]).hexdigest()
+    batches = [m for m in sent if isinstance(m, BatchRequest)]
+    assert batches and all(1 < len(b.requests) <= BATCH_MAX_FILES for b in batches)
+    # At most one message's worth of bytes per batch; each file once.
+    assert all(sum(len(r.data) for r in b.requests) <= DEFAULT_CHUNK_SIZE for b in batches)
+    names = [r.spec.name for m in sent
+             for r in (m.requests if isinstance(m, BatchRequest) else [m])]
+    assert len(names) == len(set(names)) == 150
+    assert len(sent) < 150 // 4
+
+
+class BatchedStreams:
+    """UploadItems replaced by calls that announce `batched` when `announce`: records every
+    message; the first stream fails UNAVAILABLE after answering two files."""
+
+    def __init__(self, announce: bool) -> None:
+        self.announce, self.failed = announce, False
+        self.messages: list[list[ChunkRequest | BatchRequest]] = []
+
+    def __call__(self, requests: Iterator[ChunkRequest | BatchRequest]) -> _FakeCall:
+        return _FakeCall(self, requests)
+
+
+class _FakeCall:
+    def __init__(self, streams: BatchedStreams, requests) -> None:
+        self._streams, self._requests = streams, requests
+
+    def initial_metadata(self):
+        return (("corral-upload-batched", "1"),) if self._streams.announce else ()
+
+    def cancel(self) -> None:
+        pass
+
+    def __iter__(self):
+        sent: list[ChunkRequest | BatchRequest] = []
+        self._streams.messages.append(sent)
+        answered = 0
+        for message in self._requests:
+            sent.append(message)
+            for request in (message.requests if isinstance(message, BatchRequest)
+                            else [message]):
+                if not self._streams.failed and answered == 2:
+                    self._streams.failed = True
+                    raise _Unavailable()
+                answered += 1
+                item = resources_pb2.Item(
+                    id=uuid.uuid4().hex, name=request.spec.name, size=len(request.data),
+                    filename=f"/{request.spec.name}", type=resources_pb2.ITEM_TYPE_FILE,
+                    sha256=hashlib.sha256(request.data).hexdigest())
+                yield upload_service_pb2.UploadItemsResponse(results=[
+                    upload_service_pb2.UploadItemsResult(
+                        file_index=request.file_index, item=item,
+                        outcome=resources_pb2.CREATE_OUTCOME_CREATED)])
+
+
+@pytest.mark.parametrize("announce", [True, False])
+def test_batches_only_after_the_server_announced_them_and_retries_them(
+        offline_client: Client, tmp_path: Path, announce: bool) -> None:
+    small_files(tmp_path / "ann", 12)
+    streams = BatchedStreams(announce)
+    offline_client._upload_items = streams
+    summary = offline_client.upload_paths([tmp_path / "ann"], "d", bulk_streams=1)
+    assert summary.counts()["created"] == 12
+    first, second = streams.messages
+    assert isinstance(first[0], ChunkRequest)  # the first file goes alone
+    assert any(isinstance(m, BatchRequest) for m in first + second) == announce
+    names = [r.spec.name for m in second
+             for r in (m.requests if isinstance(m, BatchRequest) else [m])]
+    assert len(names) == 10  # the retry carries exactly the files without a result

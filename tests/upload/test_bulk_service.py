@@ -190,3 +190,47 @@ def test_too_many_open_files_end_the_stream(stack_factory: StackFactory) -> None
     assert "more than 2 files open" in info.value.details()
     assert len(stack.items(dataset_id)) == 20
     assert not leftovers(stack)
+
+
+def test_batched_messages_are_handled_as_if_sent_alone(stack: Stack) -> None:
+    dataset_id = stack.create_dataset()
+    contents = {i: os.urandom(20 * KIB + i) for i in range(12)}
+    files = [bulk_file_messages(i, spec_for(dataset_id, f"b{i}.bin"), contents[i])
+             for i in range(12)]
+    files[5][-1].sha256 = "0" * 64  # fails alone, inside a batch
+    contents[20] = os.urandom(64 * KIB)
+    big = bulk_file_messages(20, spec_for(dataset_id, "big.bin"), contents[20], chunk=16 * KIB)
+    # A multi-chunk file whose chunks are spread over two messages' batches, between others.
+    first = files[0][0]
+    first.batched.extend([*(m for f in files[1:6] for m in f), *big[:2]])
+    second = big[2]
+    second.batched.extend([*big[3:], *(m for f in files[6:] for m in f)])
+    call = stack.uploads.UploadItems(iter([first, second]), timeout=60)
+    results = {r.file_index: r for response in call for r in response.results}
+
+    assert ("corral-upload-batched", "1") in [tuple(h) for h in call.initial_metadata()]
+    assert sorted(results) == [*range(12), 20]
+    assert results[5].error.code == "DATA_LOSS"
+    for index in [*range(5), *range(6, 12), 20]:
+        assert results[index].item.sha256 == hashlib.sha256(contents[index]).hexdigest()
+    assert read_back(stack, results[20].item.id) == contents[20]
+    assert len(stack.items(dataset_id)) == 12
+    assert len(item_blobs(stack)) == 12 and not leftovers(stack)
+
+
+def test_a_batched_message_may_not_nest_batches(stack: Stack) -> None:
+    dataset_id = stack.create_dataset()
+    data = os.urandom(KIB)
+    first = bulk_file_messages(0, spec_for(dataset_id, "n0"), data)[0]
+    inner = bulk_file_messages(1, spec_for(dataset_id, "n1"), data)[0]
+    inner.batched.extend(bulk_file_messages(2, spec_for(dataset_id, "n2"), data))
+    first.batched.append(inner)
+    results: dict[int, upload_pb2.UploadItemsResult] = {}
+    with pytest.raises(grpc.RpcError) as info:
+        for response in stack.uploads.UploadItems(iter([first]), timeout=60):
+            results.update({r.file_index: r for r in response.results})
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "may not carry batched" in info.value.details()
+    # The file before the bad message was finishing: it completes and is reported first.
+    assert sorted(results) == [0] and not results[0].HasField("error")
+    assert len(stack.items(dataset_id)) == 1 and not leftovers(stack)

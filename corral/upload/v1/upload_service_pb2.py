@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%corral/upload/v1/upload_service.proto\x12\x10\x63orral.upload.v1\x1a!corral/catalog/v1/resources.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x02\n\nUploadSpec\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x12\n\nremote_dir\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12.\n\ruser_metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x11\n\x04size\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\x0e\n\x06sha256\x18\x07 \x01(\t\x12<\n\x10\x64uplicate_policy\x18\x08 \x01(\x0e\x32\".corral.catalog.v1.DuplicatePolicy\x12\x12\n\nrequest_id\x18\t \x01(\tB\x07\n\x05_size\"\xd1\x01\n\x11UploadItemRequest\x12\x13\n\tupload_id\x18\x01 \x01(\tH\x00\x12,\n\x04spec\x18\x02 \x01(\x0b\x32\x1c.corral.upload.v1.UploadSpecH\x00\x12\x14\n\x0cwrite_offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x14\n\x0c\x66inish_write\x18\x05 \x01(\x08\x12\x13\n\x06\x63rc32c\x18\x06 \x01(\x07H\x01\x88\x01\x01\x12\x0e\n\x06sha256\x18\x07 \x01(\tB\x0f\n\rfirst_messageB\t\n\x07_crc32c\"\x9a\x01\n\x12UploadItemResponse\x12\x18\n\x0epersisted_size\x18\x01 \x01(\x03H\x00\x12\'\n\x04item\x18\x02 \x01(\x0b\x32\x17.corral.catalog.v1.ItemH\x00\x12\x31\n\x07outcome\x18\x03 \x01(\x0e\x32 .corral.catalog.v1.CreateOutcomeB\x0e\n\x0cwrite_status\"\xbe\x01\n\x12UploadItemsRequest\x12\x12\n\nfile_index\x18\x01 \x01(\x03\x12*\n\x04spec\x18\x02 \x01(\x0b\x32\x1c.corral.upload.v1.UploadSpec\x12\x14\n\x0cwrite_offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x14\n\x0c\x66inish_write\x18\x05 \x01(\x08\x12\x13\n\x06\x63rc32c\x18\x06 \x01(\x07H\x00\x88\x01\x01\x12\x0e\n\x06sha256\x18\x07 \x01(\tB\t\n\x07_crc32c\"K\n\x13UploadItemsResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.corral.upload.v1.UploadItemsResult\"\xae\x01\n\x11UploadItemsResult\x12\x12\n\nfile_index\x18\x01 \x01(\x03\x12%\n\x04item\x18\x02 \x01(\x0b\x32\x17.corral.catalog.v1.Item\x12\x31\n\x07outcome\x18\x03 \x01(\x0e\x32 .corral.catalog.v1.CreateOutcome\x12+\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1c.corral.catalog.v1.ItemError\"I\n\x1bStartResumableUploadRequest\x12*\n\x04spec\x18\x01 \x01(\x0b\x32\x1c.corral.upload.v1.UploadSpec\"\xbc\x01\n\x1cStartResumableUploadResponse\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12%\n\x04item\x18\x02 \x01(\x0b\x32\x17.corral.catalog.v1.Item\x12\x31\n\x07outcome\x18\x03 \x01(\x0e\x32 .corral.catalog.v1.CreateOutcome\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x18QueryUploadStatusRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"\xa1\x01\n\x19QueryUploadStatusResponse\x12\x18\n\x0epersisted_size\x18\x01 \x01(\x03H\x00\x12\'\n\x04item\x18\x02 \x01(\x0b\x32\x17.corral.catalog.v1.ItemH\x00\x12\x31\n\x07outcome\x18\x03 \x01(\x0e\x32 .corral.catalog.v1.CreateOutcomeB\x0e\n\x0cwrite_status\"1\n\x1c\x43\x61ncelResumableUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"\x1f\n\x1d\x43\x61ncelResumableUploadResponse\"J\n\x0f\x44ownloadRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\tthumbnail\x18\x02 \x01(\x08\x12\x13\n\x0bread_offset\x18\x03 \x01(\x03\"J\n\x10\x44ownloadResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\ntotal_size\x18\x02 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"d\n\rImportCsvSpec\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x12\n\nremote_dir\x18\x02 \x01(\t\x12\x10\n\x08\x63sv_name\x18\x03 \x01(\t\x12\x19\n\x11\x66\x65tch_concurrency\x18\x04 \x01(\x05\"O\n\x10ImportCsvRequest\x12-\n\x04spec\x18\x01 \x01(\x0b\x32\x1f.corral.upload.v1.ImportCsvSpec\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xd2\x01\n\x12ImportCsvRowResult\x12\x0b\n\x03row\x18\x01 \x01(\x03\x12\x0c\n\x04line\x18\x02 \x01(\x03\x12\n\n\x02id\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12%\n\x04item\x18\x05 \x01(\x0b\x32\x17.corral.catalog.v1.Item\x12\x31\n\x07outcome\x18\x06 \x01(\x0e\x32 .corral.catalog.v1.CreateOutcome\x12+\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1c.corral.catalog.v1.ItemError\"}\n\x10ImportCsvSummary\x12\x0e\n\x06\x66older\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x0f\n\x07skipped\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x19\n\x11\x66\x65tch_concurrency\x18\x06 \x01(\x05\"\x89\x01\n\x11ImportCsvResponse\x12\x33\n\x03row\x18\x01 \x01(\x0b\x32$.corral.upload.v1.ImportCsvRowResultH\x00\x12\x35\n\x07summary\x18\x02 \x01(\x0b\x32\".corral.upload.v1.ImportCsvSummaryH\x00\x42\x08\n\x06result2\xd8\x05\n\rUploadService\x12Y\n\nUploadItem\x12#.corral.upload.v1.UploadItemRequest\x1a$.corral.upload.v1.UploadItemResponse(\x01\x12^\n\x0bUploadItems\x12$.corral.upload.v1.UploadItemsRequest\x1a%.corral.upload.v1.UploadItemsResponse(\x01\x30\x01\x12u\n\x14StartResumableUpload\x12-.corral.upload.v1.StartResumableUploadRequest\x1a..corral.upload.v1.StartResumableUploadResponse\x12l\n\x11QueryUploadStatus\x12*.corral.upload.v1.QueryUploadStatusRequest\x1a+.corral.upload.v1.QueryUploadStatusResponse\x12x\n\x15\x43\x61ncelResumableUpload\x12..corral.upload.v1.CancelResumableUploadRequest\x1a/.corral.upload.v1.CancelResumableUploadResponse\x12S\n\x08\x44ownload\x12!.corral.upload.v1.DownloadRequest\x1a\".corral.upload.v1.DownloadResponse0\x01\x12X\n\tImportCsv\x12\".corral.upload.v1.ImportCsvRequest\x1a#.corral.upload.v1.ImportCsvResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%corral/upload/v1/upload_service.proto\x12\x10\x63orral.upload.v1\x1a!corral/catalog/v1/resources.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x02\n\nUploadSpec\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x12\n\nremote_dir\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12.\n\ruser_metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x11\n\x04size\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\x0e\n\x06sha256\x18\x07 \x01(\t\x12<\n\x10\x64uplicate_policy\x18\x08 \x01(\x0e\x32\".corral.catalog.v1.DuplicatePolicy\x12\x12\n\nrequest_id\x18\t \x01(\tB\x07\n\x05_size\"\xd1\x01\n\x11UploadItemRequest\x12\x13\n\tupload_id\x18\x01 \x01(\tH\x00\x12,\n\x04spec\x18\x02 \x01(\x0b\x32\x1c.corral.upload.v1.UploadSpecH\x00\x12\x14\n\x0cwrite_offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x14\n\x0c\x66inish_write\x18\x05 \x01(\x08\x12\x13\n\x06\x63rc32c\x18\x06 \x01(\x07H\x01\x88\x01\x01\x12\x0e\n\x06sha256\x18\x07 \x01(\tB\x0f\n\rfirst_messageB\t\n\x07_crc32c\"\x9a\x01\n\x12UploadItemResponse\x12\x18\n\x0epersisted_size\x18\x01 \x01(\x03H\x00\x12\'\n\x04item\x18\x02 \x01(\x0b\x32\x17.corral.catalog.v1.ItemH\x00\x12\x31\n\x07outcome\x18\x03 \x01(\x0e\x32 .corral.catalog.v1.CreateOutcomeB\x0e\n\x0cwrite_status\"\xf5\x01\n\x12UploadItemsRequest\x12\x12\n\nfile_index\x18\x01 \x01(\x03\x12*\n\x04spec\x18\x02 \x01(\x0b\x32\x1c.corral.upload.v1.UploadSpec\x12\x14\n\x0cwrite_offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x14\n\x0c\x66inish_write\x18\x05 \x01(\x08\x12\x13\n\x06\x63rc32c\x18\x06 \x01(\x07H\x00\x88\x01\x01\x12\x0e\n\x06sha256\x18\x07 \x01(\t\x12\x35\n\x07\x62\x61tched\x18\x08 \x03(\x0b\x32$.corral.upload.v1.UploadItemsRequestB\t\n\x07_crc32c\"K\n\x13UploadItemsResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.corral.upload.v1.UploadItemsResult\"\xae\x01\n\x11UploadItemsResult\x12\x12\n\nfile_index\x18\x01 \x01(\x03\x12%\n\x04item\x18\x02 \x01(\x0b\x32\x17.corral.catalog.v1.Item\x12\x31\n\x07outcome\x18\x03 \x01(\x0e\x32 .corral.catalog.v1.CreateOutcome\x12+\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1c.corral.catalog.v1.ItemError\"I\n\x1bStartResumableUploadRequest\x12*\n\x04spec\x18\x01 \x01(\x0b\x32\x1c.corral.upload.v1.UploadSpec\"\xbc\x01\n\x1cStartResumableUploadResponse\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12%\n\x04item\x18\x02 \x01(\x0b\x32\x17.corral.catalog.v1.Item\x12\x31\n\x07outcome\x18\x03 \x01(\x0e\x32 .corral.catalog.v1.CreateOutcome\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x18QueryUploadStatusRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"\xa1\x01\n\x19QueryUploadStatusResponse\x12\x18\n\x0epersisted_size\x18\x01 \x01(\x03H\x00\x12\'\n\x04item\x18\x02 \x01(\x0b\x32\x17.corral.catalog.v1.ItemH\x00\x12\x31\n\x07outcome\x18\x03 \x01(\x0e\x32 .corral.catalog.v1.CreateOutcomeB\x0e\n\x0cwrite_status\"1\n\x1c\x43\x61ncelResumableUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"\x1f\n\x1d\x43\x61ncelResumableUploadResponse\"J\n\x0f\x44ownloadRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\tthumbnail\x18\x02 \x01(\x08\x12\x13\n\x0bread_offset\x18\x03 \x01(\x03\"J\n\x10\x44ownloadResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\ntotal_size\x18\x02 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"d\n\rImportCsvSpec\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x12\n\nremote_dir\x18\x02 \x01(\t\x12\x10\n\x08\x63sv_name\x18\x03 \x01(\t\x12\x19\n\x11\x66\x65tch_concurrency\x18\x04 \x01(\x05\"O\n\x10ImportCsvRequest\x12-\n\x04spec\x18\x01 \x01(\x0b\x32\x1f.corral.upload.v1.ImportCsvSpec\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xd2\x01\n\x12ImportCsvRowResult\x12\x0b\n\x03row\x18\x01 \x01(\x03\x12\x0c\n\x04line\x18\x02 \x01(\x03\x12\n\n\x02id\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12%\n\x04item\x18\x05 \x01(\x0b\x32\x17.corral.catalog.v1.Item\x12\x31\n\x07outcome\x18\x06 \x01(\x0e\x32 .corral.catalog.v1.CreateOutcome\x12+\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1c.corral.catalog.v1.ItemError\"}\n\x10ImportCsvSummary\x12\x0e\n\x06\x66older\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x0f\n\x07skipped\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x19\n\x11\x66\x65tch_concurrency\x18\x06 \x01(\x05\"\x89\x01\n\x11ImportCsvResponse\x12\x33\n\x03row\x18\x01 \x01(\x0b\x32$.corral.upload.v1.ImportCsvRowResultH\x00\x12\x35\n\x07summary\x18\x02 \x01(\x0b\x32\".corral.upload.v1.ImportCsvSummaryH\x00\x42\x08\n\x06result2\xd8\x05\n\rUploadService\x12Y\n\nUploadItem\x12#.corral.upload.v1.UploadItemRequest\x1a$.corral.upload.v1.UploadItemResponse(\x01\x12^\n\x0bUploadItems\x12$.corral.upload.v1.UploadItemsRequest\x1a%.corral.upload.v1.UploadItemsResponse(\x01\x30\x01\x12u\n\x14StartResumableUpload\x12-.corral.upload.v1.StartResumableUploadRequest\x1a..corral.upload.v1.StartResumableUploadResponse\x12l\n\x11QueryUploadStatus\x12*.corral.upload.v1.QueryUploadStatusRequest\x1a+.corral.upload.v1.QueryUploadStatusResponse\x12x\n\x15\x43\x61ncelResumableUpload\x12..corral.upload.v1.CancelResumableUploadRequest\x1a/.corral.upload.v1.CancelResumableUploadResponse\x12S\n\x08\x44ownload\x12!.corral.upload.v1.DownloadRequest\x1a\".corral.upload.v1.DownloadResponse0\x01\x12X\n\tImportCsv\x12\".corral.upload.v1.ImportCsvRequest\x1a#.corral.upload.v1.ImportCsvResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,37 +41,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPLOADITEMRESPONSE']._serialized_start=634
   _globals['_UPLOADITEMRESPONSE']._serialized_end=788
   _globals['_UPLOADITEMSREQUEST']._serialized_start=791
-  _globals['_UPLOADITEMSREQUEST']._serialized_end=981
-  _globals['_UPLOADITEMSRESPONSE']._serialized_start=983
-  _globals['_UPLOADITEMSRESPONSE']._serialized_end=1058
-  _globals['_UPLOADITEMSRESULT']._serialized_start=1061
-  _globals['_UPLOADITEMSRESULT']._serialized_end=1235
-  _globals['_STARTRESUMABLEUPLOADREQUEST']._serialized_start=1237
-  _globals['_STARTRESUMABLEUPLOADREQUEST']._serialized_end=1310
-  _globals['_STARTRESUMABLEUPLOADRESPONSE']._serialized_start=1313
-  _globals['_STARTRESUMABLEUPLOADRESPONSE']._serialized_end=1501
-  _globals['_QUERYUPLOADSTATUSREQUEST']._serialized_start=1503
-  _globals['_QUERYUPLOADSTATUSREQUEST']._serialized_end=1548
-  _globals['_QUERYUPLOADSTATUSRESPONSE']._serialized_start=1551
-  _globals['_QUERYUPLOADSTATUSRESPONSE']._serialized_end=1712
-  _globals['_CANCELRESUMABLEUPLOADREQUEST']._serialized_start=1714
-  _globals['_CANCELRESUMABLEUPLOADREQUEST']._serialized_end=1763
-  _globals['_CANCELRESUMABLEUPLOADRESPONSE']._serialized_start=1765
-  _globals['_CANCELRESUMABLEUPLOADRESPONSE']._serialized_end=1796
-  _globals['_DOWNLOADREQUEST']._serialized_start=1798
-  _globals['_DOWNLOADREQUEST']._serialized_end=1872
-  _globals['_DOWNLOADRESPONSE']._serialized_start=1874
-  _globals['_DOWNLOADRESPONSE']._serialized_end=1948
-  _globals['_IMPORTCSVSPEC']._serialized_start=1950
-  _globals['_IMPORTCSVSPEC']._serialized_end=2050
-  _globals['_IMPORTCSVREQUEST']._serialized_start=2052
-  _globals['_IMPORTCSVREQUEST']._serialized_end=2131
-  _globals['_IMPORTCSVROWRESULT']._serialized_start=2134
-  _globals['_IMPORTCSVROWRESULT']._serialized_end=2344
-  _globals['_IMPORTCSVSUMMARY']._serialized_start=2346
-  _globals['_IMPORTCSVSUMMARY']._serialized_end=2471
-  _globals['_IMPORTCSVRESPONSE']._serialized_start=2474
-  _globals['_IMPORTCSVRESPONSE']._serialized_end=2611
-  _globals['_UPLOADSERVICE']._serialized_start=2614
-  _globals['_UPLOADSERVICE']._serialized_end=3342
+  _globals['_UPLOADITEMSREQUEST']._serialized_end=1036
+  _globals['_UPLOADITEMSRESPONSE']._serialized_start=1038
+  _globals['_UPLOADITEMSRESPONSE']._serialized_end=1113
+  _globals['_UPLOADITEMSRESULT']._serialized_start=1116
+  _globals['_UPLOADITEMSRESULT']._serialized_end=1290
+  _globals['_STARTRESUMABLEUPLOADREQUEST']._serialized_start=1292
+  _globals['_STARTRESUMABLEUPLOADREQUEST']._serialized_end=1365
+  _globals['_STARTRESUMABLEUPLOADRESPONSE']._serialized_start=1368
+  _globals['_STARTRESUMABLEUPLOADRESPONSE']._serialized_end=1556
+  _globals['_QUERYUPLOADSTATUSREQUEST']._serialized_start=1558
+  _globals['_QUERYUPLOADSTATUSREQUEST']._serialized_end=1603
+  _globals['_QUERYUPLOADSTATUSRESPONSE']._serialized_start=1606
+  _globals['_QUERYUPLOADSTATUSRESPONSE']._serialized_end=1767
+  _globals['_CANCELRESUMABLEUPLOADREQUEST']._serialized_start=1769
+  _globals['_CANCELRESUMABLEUPLOADREQUEST']._serialized_end=1818
+  _globals['_CANCELRESUMABLEUPLOADRESPONSE']._serialized_start=1820
+  _globals['_CANCELRESUMABLEUPLOADRESPONSE']._serialized_end=1851
+  _globals['_DOWNLOADREQUEST']._serialized_start=1853
+  _globals['_DOWNLOADREQUEST']._serialized_end=1927
+  _globals['_DOWNLOADRESPONSE']._serialized_start=1929
+  _globals['_DOWNLOADRESPONSE']._serialized_end=2003
+  _globals['_IMPORTCSVSPEC']._serialized_start=2005
+  _globals['_IMPORTCSVSPEC']._serialized_end=2105
+  _globals['_IMPORTCSVREQUEST']._serialized_start=2107
+  _globals['_IMPORTCSVREQUEST']._serialized_end=2186
+  _globals['_IMPORTCSVROWRESULT']._serialized_start=2189
+  _globals['_IMPORTCSVROWRESULT']._serialized_end=2399
+  _globals['_IMPORTCSVSUMMARY']._serialized_start=2401
+  _globals['_IMPORTCSVSUMMARY']._serialized_end=2526
+  _globals['_IMPORTCSVRESPONSE']._serialized_start=2529
+  _globals['_IMPORTCSVRESPONSE']._serialized_end=2666
+  _globals['_UPLOADSERVICE']._serialized_start=2669
+  _globals['_UPLOADSERVICE']._serialized_end=3397
 # @@protoc_insertion_point(module_scope)

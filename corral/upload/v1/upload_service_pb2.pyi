@@ -62,7 +62,7 @@ class UploadItemResponse(_message.Message):
     def __init__(self, persisted_size: _Optional[int] = ..., item: _Optional[_Union[_resources_pb2.Item, _Mapping]] = ..., outcome: _Optional[_Union[_resources_pb2.CreateOutcome, str]] = ...) -> None: ...
 
 class UploadItemsRequest(_message.Message):
-    __slots__ = ("file_index", "spec", "write_offset", "data", "finish_write", "crc32c", "sha256")
+    __slots__ = ("file_index", "spec", "write_offset", "data", "finish_write", "crc32c", "sha256", "batched")
     FILE_INDEX_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     WRITE_OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class UploadItemsRequest(_message.Message):
     FINISH_WRITE_FIELD_NUMBER: _ClassVar[int]
     CRC32C_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    BATCHED_FIELD_NUMBER: _ClassVar[int]
     file_index: int
     spec: UploadSpec
     write_offset: int
@@ -77,7 +78,8 @@ class UploadItemsRequest(_message.Message):
     finish_write: bool
     crc32c: int
     sha256: str
-    def __init__(self, file_index: _Optional[int] = ..., spec: _Optional[_Union[UploadSpec, _Mapping]] = ..., write_offset: _Optional[int] = ..., data: _Optional[bytes] = ..., finish_write: _Optional[bool] = ..., crc32c: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    batched: _containers.RepeatedCompositeFieldContainer[UploadItemsRequest]
+    def __init__(self, file_index: _Optional[int] = ..., spec: _Optional[_Union[UploadSpec, _Mapping]] = ..., write_offset: _Optional[int] = ..., data: _Optional[bytes] = ..., finish_write: _Optional[bool] = ..., crc32c: _Optional[int] = ..., sha256: _Optional[str] = ..., batched: _Optional[_Iterable[_Union[UploadItemsRequest, _Mapping]]] = ...) -> None: ...
 
 class UploadItemsResponse(_message.Message):
     __slots__ = ("results",)

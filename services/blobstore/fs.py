@@ -82,6 +82,13 @@ class FsBlobWriter(BlobWriter):
                          os.POSIX_FADV_DONTNEED)
         self._dropped, self._behind = self._behind, self._written
 
+    def start_writeback(self) -> None:
+        """Asks the kernel to start writing the file out now (durability still comes from
+        the fsync in commit)."""
+        if _fadvise is not None and self._fd >= 0:
+            with contextlib.suppress(OSError):
+                _fadvise(self._fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
     def commit(self) -> None:
         self.sync_and_rename()
         self.sync_rename()
@@ -158,6 +165,11 @@ class FsBlobStore(BlobStore):
         for all of them (a folder fsync covers every rename before it)."""
         errors: list[Exception | None] = [None] * len(writers)
         by_folder: dict[Path, list[int]] = {}
+        # Writeback of every file starts before the first fsync waits, so the fsyncs that
+        # follow share the disk's work instead of each starting its own in turn.
+        for writer in writers:
+            assert isinstance(writer, FsBlobWriter)
+            writer.start_writeback()
         for index, writer in enumerate(writers):
             assert isinstance(writer, FsBlobWriter)
             try:
@@ -226,70 +238,25 @@ class FsBlobStore(BlobStore):
             raise
 
     def put_many(self, objects: list[tuple[str, bytes, str]]) -> list[Exception | None]:
-        """Group commit: every file is written, then fsynced, then renamed into place, then
-        each folder is fsynced once for all the renames into it. The same durability as
-        put_bytes one by one (nothing is visible before its bytes are durable, nothing is
-        reported stored before its rename is), at a fraction of the system calls and thread
-        hand-offs: thumbnails spread over 256 folders, so per-object commits shared no folder
-        fsync."""
+        """Group commit (commit_many): thumbnails spread over 256 folders, so one-by-one
+        commits shared no folder fsync."""
         results: list[Exception | None] = [None] * len(objects)
-        staged: list[tuple[int, int, str, Path]] = []  # index, fd, temp path, final path
-        synced = False
-        try:
-            for index, (key, data, _content_type) in enumerate(objects):
-                try:
-                    final_path = self.path_for(key)
-                    fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="put-")
-                except Exception as exc:  # noqa: BLE001 - reported per object
-                    results[index] = exc
-                    continue
-                staged.append((index, fd, tmp_name, final_path))
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    os.fchmod(fd, FILE_MODE)
-                except Exception as exc:  # noqa: BLE001
-                    results[index] = exc
-            # Writeback of every file starts before the first fsync waits, so the fsyncs that
-            # follow share the disk's work instead of each starting its own in turn.
-            if _fadvise is not None:
-                for _index, fd, _tmp, _final in staged:
-                    with contextlib.suppress(OSError):
-                        _fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            for index, fd, _tmp, _final in staged:
-                if results[index] is None:
-                    try:
-                        os.fsync(fd)
-                    except Exception as exc:  # noqa: BLE001
-                        results[index] = exc
-            synced = True
-        finally:
-            for index, fd, tmp_name, _final in staged:
-                os.close(fd)
-                if results[index] is not None or not synced:
-                    Path(tmp_name).unlink(missing_ok=True)
-        renamed: dict[Path, list[int]] = {}  # folder -> objects renamed into it
-        for index, _fd, tmp_name, final_path in staged:
-            if results[index] is not None:
-                continue
+        writers: list[BlobWriter] = []
+        owners: list[int] = []
+        for index, (key, data, _content_type) in enumerate(objects):
+            writer: FsBlobWriter | None = None
             try:
-                self.ensure_dir(final_path.parent)
-                os.replace(tmp_name, final_path)
-            except Exception as exc:  # noqa: BLE001
+                writer = self.open_writer(key)
+                writer.write(data)
+            except Exception as exc:  # noqa: BLE001 - reported per object
+                if writer is not None:
+                    writer.abort()
                 results[index] = exc
-                Path(tmp_name).unlink(missing_ok=True)
                 continue
-            renamed.setdefault(final_path.parent, []).append(index)
-        finals = {index: final_path for index, _fd, _tmp, final_path in staged}
-        for folder, indexes in renamed.items():
-            try:
-                self.dir_syncer.sync(folder)
-            except Exception as exc:  # noqa: BLE001
-                # The renames may not survive a crash, so nothing may refer to them.
-                for index in indexes:
-                    finals[index].unlink(missing_ok=True)
-                    results[index] = exc
+            writers.append(writer)
+            owners.append(index)
+        for index, error in zip(owners, self.commit_many(writers), strict=True):
+            results[index] = error
         return results
 
     def _open(self, key: str) -> BinaryIO:

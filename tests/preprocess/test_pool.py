@@ -34,16 +34,20 @@ def store(blob_root: Path) -> BlobStore:
     return open_blob_store(BlobStoreSettings(blob_dir=str(blob_root)), blob_root)
 
 
-@pytest.fixture(scope="module")
-def pool(blob_root: Path) -> Iterator[DecodePool]:
+def running_pool(pool_class: type[DecodePool], blob_root: Path) -> Iterator[DecodePool]:
     # Pixel limit far above the memory limit, so the memory limit is what stops big images.
     limits = DecodeLimits(thumbnail_size=256, max_image_pixels=2_000_000_000,
                           memory_limit_mb=MEMORY_LIMIT_MB)
     factory = functools.partial(open_blob_store, BlobStoreSettings(blob_dir=str(blob_root)),
                                 blob_root)
-    decode_pool = DecodePool(2, factory, limits, task_timeout=3.0)
+    decode_pool = pool_class(2, factory, limits, task_timeout=3.0)
     yield decode_pool
     decode_pool.stop()
+
+
+@pytest.fixture(scope="module")
+def pool(blob_root: Path) -> Iterator[DecodePool]:
+    yield from running_pool(DecodePool, blob_root)
 
 
 def decode(pool: DecodePool, store: BlobStore, data: bytes, name: str = "x.jpg") -> DecodeResult:
@@ -146,13 +150,7 @@ class MisbehavingPool(DecodePool):
 
 @pytest.fixture(scope="module")
 def batch_pool(blob_root: Path) -> Iterator[DecodePool]:
-    limits = DecodeLimits(thumbnail_size=256, max_image_pixels=2_000_000_000,
-                          memory_limit_mb=MEMORY_LIMIT_MB)
-    factory = functools.partial(open_blob_store, BlobStoreSettings(blob_dir=str(blob_root)),
-                                blob_root)
-    decode_pool = MisbehavingPool(2, factory, limits, task_timeout=3.0)
-    yield decode_pool
-    decode_pool.stop()
+    yield from running_pool(MisbehavingPool, blob_root)
 
 
 def decode_together(pool: DecodePool, store: BlobStore,

@@ -307,7 +307,13 @@ def test_one_write_stream_per_session(fs_sessions: Sessions) -> None:
 
         stream = held()
         first = asyncio.ensure_future(fs_sessions.resumable.write(await anext(stream), stream))
-        await asyncio.sleep(0)
+        # The first write loads the session record off the loop before taking its lock: wait
+        # until it holds the lock (one loop turn is not always enough under load).
+        for _ in range(5000):
+            live = fs_sessions.resumable._live.get(upload_id)
+            if live is not None and live.lock.locked():
+                break
+            await asyncio.sleep(0.001)
         with pytest.raises(Aborted, match="in progress"):
             await fs_sessions.resumable.write(
                 upload_pb2.UploadItemRequest(upload_id=upload_id, write_offset=0), held())

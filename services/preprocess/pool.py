@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, InvalidStateError, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -147,6 +148,53 @@ class ThumbnailWriter:
         self._executor.shutdown(wait=wait, cancel_futures=not wait)
 
 
+class _LoopRelay:
+    """Hands the outcomes of concurrent futures to asyncio futures of one event loop, all
+    that complete before the loop gets to them in one wake-up. asyncio.wrap_future wakes the
+    loop once per future (a write to its self-pipe, a loop iteration, a callback chain); a
+    batch's items are stored and settled together, so here they cost the loop one."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._ready: list[tuple[Future[Any], asyncio.Future[Any]]] = []
+
+    def watch(self, source: Future[T]) -> asyncio.Future[T]:
+        """An asyncio future with `source`'s outcome; cancelling it cancels `source` (which
+        then skips its decoding if it has not started), like asyncio.wrap_future."""
+        target: asyncio.Future[T] = self._loop.create_future()
+        target.add_done_callback(functools.partial(_cancel_source, source))
+        source.add_done_callback(functools.partial(self._post, target))
+        return target
+
+    def _post(self, target: asyncio.Future[Any], source: Future[Any]) -> None:
+        """Runs in whichever thread completed `source`."""
+        with self._lock:
+            self._ready.append((source, target))
+            wake = len(self._ready) == 1  # else a wake-up is already on its way
+        if wake:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for source, target in ready:
+            if target.done():
+                continue
+            if source.cancelled():
+                target.cancel()
+            elif (error := source.exception()) is not None:
+                target.set_exception(error)
+            else:
+                target.set_result(source.result())
+
+
+def _cancel_source(source: Future[Any], target: asyncio.Future[Any]) -> None:
+    if target.cancelled():
+        source.cancel()
+
+
 @dataclass
 class _Pending:
     job: DecodeJob
@@ -188,6 +236,8 @@ class DecodePool:
         # Thumbnails are written here, not in the pool processes: a durable write mostly waits
         # for fsync, and thumbnails stored together share the folder fsyncs.
         self._writer = ThumbnailWriter(store_factory())
+        self._relays: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopRelay] = (
+            weakref.WeakKeyDictionary())
 
     def _new_pool(self) -> ProcessPool:
         context = multiprocessing.get_context("forkserver")
@@ -211,8 +261,17 @@ class DecodePool:
             described = await self.run(decoding.describe, job.name, job.blob_key)
             return await self._store_thumbnail(job, described)
         pending = _Pending(job, Future())
+        waiting = self._relay().watch(pending.future)
         self._enqueue([pending])
-        return await asyncio.wrap_future(pending.future)
+        return await waiting
+
+    def _relay(self) -> _LoopRelay:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            relay = self._relays.get(loop)
+            if relay is None:
+                relay = self._relays[loop] = _LoopRelay(loop)
+        return relay
 
     async def _store_thumbnail(self, job: DecodeJob, described: Described) -> DecodeResult:
         if described.thumbnail is None:

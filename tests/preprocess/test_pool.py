@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from services.blobstore.base import BlobStore
 from services.blobstore.fs import FsBlobStore
 from services.common.settings import BlobStoreSettings
 from services.preprocess.decoding import DecodeJob, DecodeLimits, DecodeResult, describe_many
-from services.preprocess.pool import DecodePool, TaskFailed, ThumbnailWriter
+from services.preprocess.pool import DecodePool, TaskFailed, ThumbnailWriter, _LoopRelay
 
 from .images import encode, garbage_with_png_header, gradient, png_declaring, truncated_jpeg
 
@@ -279,3 +281,44 @@ def test_thumbnails_queued_when_the_writer_stops_are_cancelled_not_failed(
     writer.shutdown(wait=False)
     assert first[0].result(timeout=5) is None
     assert queued[0].cancelled()
+
+
+def test_loop_relay_settles_a_batch_in_one_wake_up() -> None:
+    # Futures completed together in another thread reach the loop in one wake-up, each with
+    # its own outcome; a cancelled waiter cancels its source (so its job is skipped).
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        wake_ups = 0
+        call_soon_threadsafe = loop.call_soon_threadsafe
+
+        def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal wake_ups
+            wake_ups += 1
+            return call_soon_threadsafe(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        relay = _LoopRelay(loop)
+        sources: list[Future[int]] = [Future() for _ in range(3)]
+        waiting = [relay.watch(source) for source in sources]
+
+        def complete() -> None:
+            sources[0].set_result(1)
+            sources[1].set_exception(ValueError("bad"))
+            sources[2].cancel()
+
+        thread = threading.Thread(target=complete)
+        thread.start()
+        thread.join()
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+        assert results[0] == 1
+        assert isinstance(results[1], ValueError)
+        assert isinstance(results[2], asyncio.CancelledError)
+        assert wake_ups == 1
+
+        source: Future[int] = Future()
+        waiter = relay.watch(source)
+        waiter.cancel()
+        await asyncio.sleep(0)
+        assert source.cancelled()
+
+    asyncio.run(scenario())

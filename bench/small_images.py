@@ -44,13 +44,31 @@ def pillow_thumbnails(files: list[Path], dest: Path) -> None:
             image.save(dest / path.name, "JPEG", quality=85)
 
 
+# Polling GetStats: every POLL_MIN_SECONDS near the end (the end is measured as precisely as
+# ever), less often before. Each poll costs the preprocess service ~0.4 ms of CPU and this
+# client ~0.25 ms: at a fixed 20 ms that was ~0.04 ms/item of "preprocess" CPU that was the
+# measurement's own, not the product's.
+POLL_MIN_SECONDS = 0.02
+POLL_MAX_SECONDS = 0.2
+
+
+def poll_interval(done: int, count: int, elapsed: float) -> float:
+    """A quarter of the time left at the rate so far, within [POLL_MIN, POLL_MAX]."""
+    if done <= 0:
+        return POLL_MAX_SECONDS
+    left = (count - done) * elapsed / done
+    return min(POLL_MAX_SECONDS, max(POLL_MIN_SECONDS, left / 4))
+
+
 def wait_until_processed(client: Client, count: int, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while time.monotonic() < deadline:
         stats = client.preprocess_stats()
-        if stats.get("processed", 0) + stats.get("failed", 0) >= count:
+        done = stats.get("processed", 0) + stats.get("failed", 0)
+        if done >= count:
             return stats
-        time.sleep(0.02)
+        time.sleep(poll_interval(done, count, time.monotonic() - started))
     raise TimeoutError(f"preprocessing did not finish within {timeout}s: {stats}")
 
 

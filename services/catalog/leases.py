@@ -170,6 +170,9 @@ class Claimed:
     # Room is left and events may be claimable right now (a scan stopped at its limit): claim
     # again at once instead of waiting for a commit.
     more: bool = False
+    # No room is left: until an acknowledgement, a give-back or an expiry a claim finds
+    # nothing however many events are added.
+    full: bool = False
 
 
 def claim(request: LeaseRequest) -> Callable[[Repository], Claimed]:
@@ -183,7 +186,7 @@ def claim(request: LeaseRequest) -> Callable[[Repository], Claimed]:
         now = now_ms()
         room = request.max_in_flight - leases.held_by(name, owner, now)
         if room <= 0:
-            return Claimed([])
+            return Claimed([], full=True)
         expire = now + request.lease_seconds * 1000
         leased: list[LeasedEvent] = []
         skipped = False
@@ -212,7 +215,7 @@ def claim(request: LeaseRequest) -> Callable[[Repository], Claimed]:
                 break
         if skipped and (group := leases.get_group(name)) is not None:
             _commit_watermark(repo, leases, group, group.frontier)
-        return Claimed(leased, more and len(leased) < room)
+        return Claimed(leased, more and len(leased) < room, full=len(leased) >= room)
 
     return work
 
@@ -354,7 +357,7 @@ async def subscribe_batches(store: Store, signal: CommitSignal, request: LeaseRe
     await asyncio.to_thread(write_quietly, store, join(request, where, scope))
     claim_work = claim(request)
     while not signal.closed:
-        ticket = signal.ticket()
+        ticket, freed = signal.ticket(), signal.freed
         claimed = await asyncio.to_thread(write_quietly, store, claim_work)
         if claimed.events:
             yield claimed.events
@@ -362,7 +365,26 @@ async def subscribe_batches(store: Store, signal: CommitSignal, request: LeaseRe
             # Claimed all there was room for, or all there was: only a commit since the
             # ticket (new events, acknowledgements, leases given back) can change that. This
             # replica's commits wake us; other replicas' and lease expiries are polled for.
-            await signal.wait(ticket, poll_seconds)
+            await _wait_for_claimable(signal, ticket, poll_seconds,
+                                      freed if claimed.full else None)
+
+
+async def _wait_for_claimable(signal: CommitSignal, ticket: asyncio.Event, poll_seconds: float,
+                              freed: int | None) -> None:
+    """Until a commit since `ticket`, or the poll interval. With `freed` (the subscriber's
+    room was full at signal.freed == freed), only commits that freed room count: waking on
+    every other commit (new events while the backlog is long) made ~40% of claims find
+    nothing. Room freed elsewhere (other replicas, expiries, retention) is polled for."""
+    if freed is None:
+        await signal.wait(ticket, poll_seconds)
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + poll_seconds
+    while True:
+        await signal.wait(ticket, deadline - loop.time())
+        if signal.freed != freed or signal.closed or loop.time() >= deadline:
+            return
+        ticket = signal.ticket()
 
 
 def consumer_group_state(store: Store, consumer_group: str, scope: Scope = EVERYWHERE

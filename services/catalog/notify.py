@@ -13,6 +13,9 @@ class CommitSignal:
         self._committed = asyncio.Event()
         self._wake_pending = False
         self.closed = False
+        # Bumped when this process freed leased room (acknowledgements, leases given back):
+        # a subscriber whose room is full skips wake-ups that did not (see leases.py).
+        self.freed = 0
 
     def close(self) -> None:
         """Ends every subscription loop waiting on this signal (the server is stopping)."""
@@ -27,6 +30,12 @@ class CommitSignal:
         """Call from the event loop's thread."""
         self._committed.set()
         self._committed = asyncio.Event()
+
+    def notify_freed(self) -> None:
+        """After a commit that acknowledged leased events or gave leases back (event loop's
+        thread)."""
+        self.freed += 1
+        self.notify()
 
     def notify_threadsafe(self) -> None:
         """Wakes the loop at most once however many commits land before it runs: a commit

@@ -179,6 +179,8 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
         result = await self._writer.write(system_batch.update_many(
             request.requests, convert.system_update, request.consumer_group,
             request.ack_event_cursors, self._scope()))
+        if request.ack_event_cursors:
+            self._signal.notify_freed()  # wakes leased subscribers whose room was full
         await self._release(result.released_blob_keys)
         return convert.system_batch_to_proto(result, request.omit_items)
 
@@ -212,6 +214,7 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
                         context: grpc.aio.ServicerContext) -> api.AckEventsResponse:
         committed = await self._writer.write(leases.ack(
             request.consumer_group, request.cursor, request.event_cursors, self._scope()))
+        self._signal.notify_freed()  # wakes leased subscribers whose room was full
         return api.AckEventsResponse(committed_cursor=events.format_cursor(committed))
 
     async def GetConsumerGroup(self, request: api.GetConsumerGroupRequest,
@@ -241,7 +244,7 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
                              request.event_cursors, request.lease_seconds, self._scope())
         held, expire_ms = await asyncio.to_thread(leases.write_quietly, self._store, work)
         if not expire_ms:
-            self._signal.notify()  # given back: claimable by the group's subscribers now
+            self._signal.notify_freed()  # given back: claimable by the group's subscribers
         return api.ExtendEventLeasesResponse(
             extended_cursors=[events.format_cursor(position) for position in held],
             expire_time=convert.lease_time(expire_ms) if expire_ms else None)

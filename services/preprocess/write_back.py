@@ -36,6 +36,12 @@ log = logging.getLogger("corral.preprocess.write_back")
 # How long the first queued result waits for others: items finishing within this share a
 # call. Short next to an item's time in flight (the decode pool, the thumbnail's fsync).
 LINGER_SECONDS = 0.025
+# ... and how long when the previous call was busy (carried at least a quarter of max_batch):
+# every call costs both processes ~0.5 ms of CPU, and its acknowledgements wake a lease claim
+# and a Subscribe message, so at hundreds of items a second fewer, larger calls save CPU in
+# both (2,000 items: 127 calls and 177 claims at 25 ms, 79 and 125 at 60 ms). A full batch
+# still goes at once, and after a quiet spell a lone result waits only LINGER_SECONDS.
+BUSY_LINGER_SECONDS = 0.06
 MAX_BATCH = 256
 
 
@@ -57,11 +63,17 @@ class BatchingCatalog:
     batched; start() before use, close() after the worker stopped."""
 
     def __init__(self, catalog: BatchCatalog, linger_seconds: float = LINGER_SECONDS,
-                 max_batch: int = MAX_BATCH) -> None:
+                 max_batch: int = MAX_BATCH,
+                 busy_linger_seconds: float | None = BUSY_LINGER_SECONDS) -> None:
         """`max_batch`: results sent at once without lingering. Keep it well below the
-        worker's max_in_flight: a result waiting here still holds its item's slot."""
+        worker's max_in_flight: a result waiting here still holds its item's slot.
+        `busy_linger_seconds`: the linger after a call that carried at least a quarter of
+        max_batch (None: always `linger_seconds`)."""
         self._catalog = catalog
         self._linger, self._max_batch = linger_seconds, max(1, max_batch)
+        self._busy_linger = max(linger_seconds, busy_linger_seconds or 0.0)
+        self._busy_batch = max(2, self._max_batch // 4)
+        self._busy = False  # the last call carried a busy batch
         self._updates: list[tuple[SystemUpdate, asyncio.Future[None]]] = []
         self._acks: list[tuple[str, list[str], asyncio.Future[str]]] = []
         self._queued = asyncio.Event()
@@ -119,8 +131,9 @@ class BatchingCatalog:
         """Up to the linger time, until a full batch is queued."""
         self._full = asyncio.Event()
         if len(self._updates) < self._max_batch and not self._closing:
+            linger = self._busy_linger if self._busy else self._linger
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), self._linger)
+                await asyncio.wait_for(self._full.wait(), linger)
 
     async def _flush(self) -> None:
         """Sends one call's worth of what is queued (one call at a time: the next batch
@@ -137,6 +150,7 @@ class BatchingCatalog:
             self._queued.set()
         if not updates and not acks:
             return
+        self._busy = len(updates) >= self._busy_batch
         cursors = [cursor for _, ack_cursors, _ in acks for cursor in ack_cursors]
         try:
             outcome = await self._catalog.batch_update_system_metadata(

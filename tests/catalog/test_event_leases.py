@@ -4,13 +4,18 @@ are extended or given back, and each subscriber's room is bounded."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import grpc
 
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import resources_pb2 as res
-from services.catalog.events import parse_cursor
+from services.catalog import leases
+from services.catalog.events import format_cursor, parse_cursor
+from services.catalog.notify import CommitSignal
+from services.catalog.records import EventFilter, EventType, StartPosition
+from services.catalog.repository import Store
 from tests.catalog.conftest import create_item, expect_error, new_dataset
 from tests.catalog.conftest import take_responses as take
 
@@ -165,3 +170,51 @@ def test_invalid_leased_requests(stub):
     expect_error(INVALID, lambda: stub.ExtendEventLeases(api.ExtendEventLeasesRequest(
         consumer_group=group, subscriber_id="a", event_cursors=["1"], lease_seconds=-1)),
         "lease_seconds")
+
+
+
+def test_a_full_subscriber_claims_again_only_when_room_is_freed(catalog, monkeypatch):
+    """Commits that free no room (new events while the backlog is long) do not wake a
+    subscriber whose room is full into a claim that would find nothing; an acknowledgement
+    (signal.notify_freed) does, at once."""
+    stub = catalog.stub
+    dataset_id, item_ids = fill(stub, 4)
+    group = group_name()
+    calls = 0
+    real = leases.write_quietly
+
+    def counting(store, work):
+        nonlocal calls
+        calls += 1
+        return real(store, work)
+
+    monkeypatch.setattr(leases, "write_quietly", counting)
+
+    async def scenario() -> list[list[str]]:
+        signal = CommitSignal(asyncio.get_running_loop())
+        request = leases.lease_request(
+            group, "full", 60, 2,
+            EventFilter(types=frozenset({EventType.CREATED}), dataset_id=dataset_id))
+        stream = leases.subscribe_batches(Store(catalog.db), signal, request,
+                                          StartPosition.EARLIEST, poll_seconds=30)
+        first = await anext(stream)
+
+        async def following() -> list[leases.LeasedEvent]:
+            return await anext(stream)
+
+        pending = asyncio.create_task(following())  # the stream waits for claimable events
+        await asyncio.sleep(0.05)
+        after_first = calls  # the join and one claim
+        for _ in range(5):  # commits that freed nothing
+            signal.notify()
+            await asyncio.sleep(0.02)
+        assert calls == after_first
+        await asyncio.to_thread(stub.AckEvents, api.AckEventsRequest(
+            consumer_group=group, event_cursors=[format_cursor(e.event.position)
+                                                 for e in first]))
+        signal.notify_freed()
+        second = await asyncio.wait_for(pending, 5)
+        await stream.aclose()
+        return [[e.event.item_id for e in first], [e.event.item_id for e in second]]
+
+    assert asyncio.run(scenario()) == [item_ids[:2], item_ids[2:]]

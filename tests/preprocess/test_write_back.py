@@ -101,6 +101,48 @@ def test_a_full_batch_goes_without_lingering() -> None:
     assert [len(updates) for updates, _, _ in fake.calls] == [4, 4]
 
 
+def test_after_a_busy_call_the_next_batch_lingers_longer() -> None:
+    """Busy (the last call carried a quarter of max_batch or more): wait the busy linger for
+    a larger batch; after a small call a lone result waits only the short linger."""
+    async def scenario() -> tuple[FakeBatchCatalog, list[float]]:
+        fake = FakeBatchCatalog()
+        batching = BatchingCatalog(fake, linger_seconds=0.01, max_batch=8,
+                                   busy_linger_seconds=0.5)
+        batching.start()
+        took: list[float] = []
+        for count in (1, 3, 1, 1):  # quiet, then busy (3 >= 8 // 4), then lone ones
+            started = time.monotonic()
+            await asyncio.gather(*(batching.update_system_metadata(f"i{n}", {}, "")
+                                   for n in range(count)))
+            took.append(time.monotonic() - started)
+        await batching.close()
+        return fake, took
+
+    fake, took = asyncio.run(scenario())
+    assert [len(updates) for updates, _, _ in fake.calls] == [1, 3, 1, 1]
+    assert took[0] < 0.3 and took[1] < 0.3  # the short linger
+    assert took[2] >= 0.45  # lingered after the busy call
+    assert took[3] < 0.3  # the lone call before was small: short again
+
+
+def test_a_full_batch_goes_at_once_even_when_busy() -> None:
+    async def scenario() -> float:
+        fake = FakeBatchCatalog()
+        batching = BatchingCatalog(fake, linger_seconds=0.01, max_batch=4,
+                                   busy_linger_seconds=5.0)
+        batching.start()
+        await asyncio.gather(*(batching.update_system_metadata(f"i{n}", {}, "")
+                               for n in range(4)))  # busy from now on
+        started = time.monotonic()
+        await asyncio.gather(*(batching.update_system_metadata(f"j{n}", {}, "")
+                               for n in range(4)))
+        took = time.monotonic() - started
+        await batching.close()
+        return took
+
+    assert asyncio.run(scenario()) < 2.0
+
+
 def test_a_failed_call_fails_everything_it_carried() -> None:
     async def scenario() -> tuple[list[Any], Any]:
         fake = FakeBatchCatalog()

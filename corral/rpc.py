@@ -55,9 +55,9 @@ def _with_metadata(existing: Any, extra: tuple[tuple[str, str], ...]) -> list[tu
     return [*(tuple(pair) for pair in (existing or ())), *extra]
 
 
-class _SyncHeaders(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
-                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
-    """Adds the credentials' headers to every call of a sync channel."""
+class SyncHeaders(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                  grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds headers (from `headers()`, asked per call) to every call of a sync channel."""
 
     def __init__(self, headers: MetadataSource) -> None:
         self._headers = headers
@@ -172,7 +172,7 @@ def open_channel(addr: str, credentials: Credentials | None = None,
                                       options=all_options)
     else:
         channel = grpc.insecure_channel(addr, options=all_options)
-    return grpc.intercept_channel(channel, _SyncHeaders(header_source(credentials)))
+    return grpc.intercept_channel(channel, SyncHeaders(header_source(credentials)))
 
 
 def open_aio_channel(addr: str, credentials: Credentials | None = None,

@@ -3,7 +3,6 @@ raw gRPC stubs carrying a chosen key (or none), and looks into the blob store an
 
 from __future__ import annotations
 
-import collections
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from sdk.stack import Stack
 from corral.client import Client
 from corral.credentials import Credentials
 from corral.preprocess.v1 import preprocess_service_pb2_grpc
-from corral.rpc import open_channel
+from corral.rpc import SyncHeaders, open_channel
 from corral.upload.v1 import upload_service_pb2_grpc
 
 ROLES = ("reader", "writer", "admin")
@@ -63,7 +62,7 @@ def stubs_for(stack: Stack, key: str = "", project: str = "",
     channels = [open_channel(stack.upload.addr, credentials),
                 open_channel(stack.preprocess.addr, credentials)]
     if metadata:
-        channels = [grpc.intercept_channel(channel, _Metadata(metadata))
+        channels = [grpc.intercept_channel(channel, SyncHeaders(lambda: metadata))
                     for channel in channels]
     try:
         yield Stubs(upload_service_pb2_grpc.UploadServiceStub(channels[0]),
@@ -71,37 +70,6 @@ def stubs_for(stack: Stack, key: str = "", project: str = "",
     finally:
         for channel in channels:
             channel.close()
-
-
-class _CallDetails(collections.namedtuple(
-        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
-                         "compression")), grpc.ClientCallDetails):
-    pass
-
-
-class _Metadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
-                grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
-    """Adds raw metadata to every call (e.g. a malformed authorization header)."""
-
-    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
-        self._metadata = metadata
-
-    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        return _CallDetails(details.method, details.timeout,
-                            [*(details.metadata or ()), *self._metadata], details.credentials,
-                            details.wait_for_ready, getattr(details, "compression", None))
-
-    def intercept_unary_unary(self, continuation, client_call_details, request):
-        return continuation(self._details(client_call_details), request)
-
-    def intercept_unary_stream(self, continuation, client_call_details, request):
-        return continuation(self._details(client_call_details), request)
-
-    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
-        return continuation(self._details(client_call_details), request_iterator)
-
-    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
-        return continuation(self._details(client_call_details), request_iterator)
 
 
 def client_for(stack: Stack, key: str, **kwargs: object) -> Client:

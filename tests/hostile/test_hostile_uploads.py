@@ -109,14 +109,9 @@ SPEC_FIELDS = st.fixed_dictionaries({}, optional={
 })
 
 
-@given(fields=SPEC_FIELDS, data=st.binary(max_size=64), declare=st.booleans())
-@hostile(max_examples=50)
-def test_upload_with_a_hostile_spec(hostile_stack: HostileStack, dataset_id: str,
-                                    fields: dict[str, Any], data: bytes,
-                                    declare: bool) -> None:
-    stack = hostile_stack
-    message = upload_pb2.UploadItemRequest(data=data, finish_write=True)
-    spec = message.spec  # filled in place: copies refuse deep messages
+def fill_spec(spec: upload_pb2.UploadSpec, dataset_id: str, fields: dict[str, Any]) -> None:
+    """Fills `spec` in place (copies refuse deep messages) with a fresh name and the
+    generated fields."""
     spec.dataset_id, spec.name = dataset_id, f"{uuid.uuid4().hex}.bin"
     for key, value in fields.items():
         if key == "user_metadata":
@@ -125,6 +120,17 @@ def test_upload_with_a_hostile_spec(hostile_stack: HostileStack, dataset_id: str
             spec.request_id = uuid.uuid4().hex[:8] + value
         else:
             setattr(spec, key, value)
+
+
+@given(fields=SPEC_FIELDS, data=st.binary(max_size=64), declare=st.booleans())
+@hostile(max_examples=50)
+def test_upload_with_a_hostile_spec(hostile_stack: HostileStack, dataset_id: str,
+                                    fields: dict[str, Any], data: bytes,
+                                    declare: bool) -> None:
+    stack = hostile_stack
+    message = upload_pb2.UploadItemRequest(data=data, finish_write=True)
+    spec = message.spec  # filled in place: copies refuse deep messages
+    fill_spec(spec, dataset_id, fields)
     if declare:
         spec.sha256 = hashlib.sha256(data).hexdigest()
     before = _state(stack, dataset_id)
@@ -269,15 +275,7 @@ def _bulk_messages(dataset_id: str, files: list[tuple[int, dict[str, Any], bytes
     for index, fields, data, quirk in files:
         first = upload_pb2.UploadItemsRequest(file_index=index, data=data[:5])
         if quirk != "no spec":
-            spec = first.spec
-            spec.dataset_id, spec.name = dataset_id, f"{uuid.uuid4().hex}.bin"
-            for key, value in fields.items():
-                if key == "user_metadata":
-                    fill_struct(spec.user_metadata, value)
-                elif key == "request_id":  # unique: a reused one replays an earlier upload
-                    spec.request_id = uuid.uuid4().hex[:8] + value
-                else:
-                    setattr(spec, key, value)
+            fill_spec(first.spec, dataset_id, fields)
         last = upload_pb2.UploadItemsRequest(file_index=index, write_offset=len(data[:5]),
                                              data=data[5:], finish_write=quirk != "no finish")
         if quirk == "spec twice":

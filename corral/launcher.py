@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -30,16 +31,24 @@ from corral.rpc import open_channel
 SERVICES = ("catalog", "upload", "preprocess")
 
 
+class ProcessExited(RuntimeError):
+    """The service's process ended while it was being waited for."""
+
+
 def wait_serving(addr: str, timeout: float = 30.0, service: str = "",
-                 tls: TlsFiles | None = None) -> None:
+                 tls: TlsFiles | None = None,
+                 exited: Callable[[], int | None] | None = None) -> None:
     """Blocks until the gRPC health check at `addr` answers SERVING (health needs no key;
-    `tls` defaults to the environment's CORRAL_TLS_* files)."""
+    `tls` defaults to the environment's CORRAL_TLS_* files). `exited()` returns the exit code
+    of the process behind `addr` once it has exited: then waiting ends at once."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     credentials = Credentials(tls=tls if tls is not None else TlsFiles.from_env())
     with open_channel(addr, credentials) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
+            if exited is not None and (code := exited()) is not None:
+                raise ProcessExited(f"{addr} exited with {code} before serving")
             try:
                 reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
@@ -81,17 +90,24 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while not self._port_file.exists():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} at start"
-                                   + (f"; see {self.log_path}" if self.log_path else ""))
+                raise self._exited_at_start()
             if time.monotonic() > deadline:
                 self.stop()
                 raise TimeoutError(f"{self.name} did not report its port within {timeout}s")
             time.sleep(0.02)
         host = self.requested_addr.rsplit(":", 1)[0]
         self.addr = f"{host}:{self._port_file.read_text().strip()}"
-        wait_serving(self.addr, timeout=max(1.0, deadline - time.monotonic()),
-                     tls=_tls_of(env))
+        try:
+            wait_serving(self.addr, timeout=max(1.0, deadline - time.monotonic()),
+                         tls=_tls_of(env), exited=self.proc.poll)
+        except ProcessExited:
+            raise self._exited_at_start() from None
         return self
+
+    def _exited_at_start(self) -> RuntimeError:
+        assert self.proc is not None
+        return RuntimeError(f"{self.name} exited with {self.proc.returncode} at start"
+                            + (f"; see {self.log_path}" if self.log_path else ""))
 
     def signal(self, sig: int) -> None:
         if self.proc and self.proc.poll() is None:

@@ -21,7 +21,7 @@ from sdk.images import make_photo_tree
 
 from corral import addresses
 from corral.client import Client, preprocess_status
-from corral.launcher import wait_serving
+from corral.launcher import ProcessExited, wait_serving
 
 STOP_GRACE_SECONDS = 2
 EXIT_WITHIN_SECONDS = 30
@@ -37,12 +37,21 @@ class CorralUp:
     def __init__(self, proc: subprocess.Popen[str], env: dict[str, str],
                  addrs: dict[str, str]) -> None:
         self.proc, self.env, self.addrs = proc, env, addrs
+        self.banner = ""  # what wait_serving read of stdout
 
     def wait_serving(self) -> None:
         for addr in self.addrs.values():
             if self.proc.poll() is not None:
                 pytest.fail(f"corral up exited early: {self.proc.communicate()}")
             wait_serving(addr, timeout=60)
+        # The services may serve before `corral up` has seen them do so: only after its
+        # banner does it watch them (a service killed earlier is a failed start).
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.banner += line
+            if line.startswith("Stop with Ctrl-C."):
+                return
+        pytest.fail(f"corral up exited early: {self.proc.communicate()}")
 
     def child_pids(self) -> list[int]:
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
@@ -124,6 +133,7 @@ def test_corral_up_serves_uploads_preprocesses_and_stops_on_sigterm(
     started = time.monotonic()
     corral_up.proc.send_signal(signal.SIGTERM)
     out, err = corral_up.proc.communicate(timeout=EXIT_WITHIN_SECONDS)
+    out = corral_up.banner + out
     assert corral_up.proc.returncode == 0, err
     assert time.monotonic() - started < 3 * STOP_GRACE_SECONDS + 5
     assert "corral is up" in out and str(data_dir) in out
@@ -165,3 +175,9 @@ def test_corral_up_reports_a_service_that_cannot_start(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: upload did not start: ")
     assert str(tmp_path / "logs" / "upload.log") in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_waiting_for_a_service_ends_when_its_process_exits() -> None:
+    # Nothing listens there: without `exited` this would end in TimeoutError after 60 s.
+    with pytest.raises(ProcessExited, match="exited with -9"):
+        wait_serving(_free_loopback_addr(), timeout=60, exited=lambda: -9)

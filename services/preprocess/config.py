@@ -44,7 +44,8 @@ class PreprocessConfig(ServerLimitSettings, CommonSettings, BlobStoreSettings, F
     task_timeout_seconds: float = setting("CORRAL_PREPROCESS_TASK_TIMEOUT_SECONDS", 60.0,
                                           "An item taking longer than this is marked failed")
     memory_limit_mb: int = setting("CORRAL_PREPROCESS_MEMORY_LIMIT_MB", 1024,
-                                   "Address-space limit of each decoding process (0: none)")
+                                   "Address space each decoding process may map beyond what it "
+                                   "starts with (0: no limit)")
     max_attempts: int = setting("CORRAL_PREPROCESS_MAX_ATTEMPTS", 2,
                                 "Tries per item when its decoding process dies or the blob "
                                 "store fails (bad files fail at once)")

@@ -8,6 +8,7 @@ the processes spend their time decoding rather than waiting for fsync.
 
 from __future__ import annotations
 
+import os
 import pickle
 import resource
 import tempfile
@@ -82,9 +83,22 @@ _fetcher: Fetcher | None = None
 
 
 def limit_memory(megabytes: int) -> None:
+    """Lets the process map `megabytes` more than it has mapped now. Relative, because what a
+    process starts with is libraries, not decoding: OpenCV alone maps ~170 MB of address
+    space, and an absolute limit would have to know that."""
     if megabytes > 0:
-        limit = megabytes * 1024 * 1024
+        limit = address_space_bytes() + megabytes * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def address_space_bytes() -> int:
+    """This process's mapped address space (VmSize); 0 where /proc is not there."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def reuse_image_memory() -> None:

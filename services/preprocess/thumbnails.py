@@ -1,4 +1,5 @@
-"""Image facts and thumbnails with Pillow. Pure functions: a local file in, values out.
+"""Image facts and thumbnails with Pillow, and with OpenCV for colour JPEGs (the common case,
+in about two thirds of the CPU). Pure functions: a local file in, values out.
 
 Decoding is bounded: only the Pillow decoder matching the sniffed type is tried, images with
 more than `max_pixels` pixels are refused before any pixel is decoded, and JPEGs are decoded
@@ -10,13 +11,24 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image
+# Before numpy loads: its BLAS would otherwise reserve a thread pool (and ~40 MB of address
+# space) in every decoding process, for linear algebra nothing here does.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+# Decoding processes run one image at a time each: OpenCV's own thread pool would only add
+# threads competing for the same cores.
+cv2.setNumThreads(1)
 
 ORIENTATION_TAG = 0x0112
 
@@ -156,6 +168,65 @@ def _closest(exact: float, error: Callable[[int], float]) -> int:
     return max(1, min(math.floor(exact), math.ceil(exact), key=error))
 
 
+# cv2.imdecode flags per DCT scale: decode at 1/scale, in OpenCV's BGR order (which
+# cv2.imencode expects), stored pixels (the EXIF orientation is applied after resizing, as for
+# every other image).
+_CV_DCT_SCALE_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+                       4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+# What to apply to the stored pixels to show them upright, as TRANSPOSE_FOR_ORIENTATION.
+_CV_ORIENT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda pixels: cv2.flip(pixels, 1),
+    3: lambda pixels: cv2.rotate(pixels, cv2.ROTATE_180),
+    4: lambda pixels: cv2.flip(pixels, 0),
+    5: cv2.transpose,
+    6: lambda pixels: cv2.rotate(pixels, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda pixels: cv2.flip(cv2.transpose(pixels), -1),
+    8: lambda pixels: cv2.rotate(pixels, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
+JPEG_END = b"\xff\xd9"
+
+
+def dct_scale(width: int, height: int, target: tuple[int, int]) -> int:
+    """The reduction Pillow's JPEG draft picks: the largest of 8, 4, 2, 1 by which the picture
+    still covers `target` (JpegImagePlugin.draft)."""
+    fits = min(width // target[0], height // target[1])
+    return next(scale for scale in (8, 4, 2, 1) if fits >= scale)
+
+
+def fast_jpeg_thumbnail(data: bytes, image: Image.Image, orientation: int,
+                        size: int) -> Thumbnail | None:
+    """The thumbnail of a colour JPEG through OpenCV: the same libjpeg-turbo decode at a
+    reduced DCT scale as Pillow's draft (the same pixels), then a bilinear resize and the
+    encode, in about two thirds of the CPU of Pillow's path (most of the difference is the
+    resize).
+    None for anything else (grey, CMYK, MPO, bytes after the end marker, truncated): Pillow's
+    path handles those, with its exact errors.
+
+    Bilinear is enough because the DCT already did the shrinking by powers of two: what is
+    left is under 2x, where bilinear samples cover every source pixel, so fine detail greys
+    out instead of turning into moire. A step of 2x or more (a JPEG over 16x its thumbnail)
+    uses area averaging."""
+    if image.format != "JPEG" or image.mode != "RGB" or not data.endswith(JPEG_END):
+        return None
+    target = fit_within(image.width, image.height, size)
+    flags = _CV_DCT_SCALE_FLAGS[dct_scale(image.width, image.height, target)]
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    if pixels is None or pixels.ndim != 3 or pixels.shape[2] != 3:
+        return None
+    height, width = pixels.shape[:2]
+    if (width, height) != target:
+        under_2x = width < 2 * target[0] and height < 2 * target[1]
+        pixels = cv2.resize(pixels, target,
+                            interpolation=cv2.INTER_LINEAR if under_2x else cv2.INTER_AREA)
+    if orientation in _CV_ORIENT:
+        pixels = _CV_ORIENT[orientation](pixels)
+    ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        return None
+    height, width = pixels.shape[:2]
+    return Thumbnail(encoded.tobytes(), width, height, "image/jpeg", "jpg")
+
+
 def make_thumbnail(image: Image.Image, orientation: int, size: int) -> Thumbnail:
     """Long side at most `size`, upright, JPEG when opaque and WebP when transparent.
     Consumes `image` (drafting changes its decoded size)."""
@@ -174,10 +245,18 @@ def make_thumbnail(image: Image.Image, orientation: int, size: int) -> Thumbnail
     return _encode(small)
 
 
+def _whole(source: Path | BinaryIO) -> bytes:
+    """The file's bytes from its start, which is where Pillow reads an open file from too."""
+    if isinstance(source, Path):
+        return source.read_bytes()
+    source.seek(0)
+    return source.read()
+
+
 def describe_image(source: Path | BinaryIO, mimetype: str, thumbnail_size: int,
                    max_pixels: int) -> ImageInfo:
     """Reads an image's facts and makes its thumbnail from a path or an open binary file
-    (read from where it stands); raises ImageError with the reason."""
+    (read from its start); raises ImageError with the reason."""
     formats = PILLOW_FORMATS.get(mimetype)
     if formats is None:
         raise ImageError(f"unsupported image type {mimetype}")
@@ -186,7 +265,12 @@ def describe_image(source: Path | BinaryIO, mimetype: str, thumbnail_size: int,
             codec = image.format or ""
             orientation = exif_orientation(image)
             width, height, mode = image.width, image.height, image.mode
-            thumbnail = make_thumbnail(image, orientation, thumbnail_size)
+            thumbnail = None
+            if codec == "JPEG" and mode == "RGB":
+                thumbnail = fast_jpeg_thumbnail(_whole(source), image, orientation,
+                                                thumbnail_size)
+            if thumbnail is None:
+                thumbnail = make_thumbnail(image, orientation, thumbnail_size)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"decompression bomb: {exc}") from exc
     except MemoryError as exc:

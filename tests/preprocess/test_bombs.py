@@ -17,7 +17,7 @@ from .test_worker import CATALOG_ENV, start_preprocess
 def test_bombs_fail_alone_and_the_service_stays_healthy(service_factory, tmp_path: Path) -> None:
     catalog = service_factory("catalog", env=CATALOG_ENV)
     # The default pixel limit (100 megapixels), and a memory limit far below what the
-    # in-limit bomb needs (a decoding process starts at ~150 MB of address space).
+    # in-limit bomb needs (400 MB), beyond what a decoding process starts with.
     preprocess = start_preprocess(service_factory, catalog.addr,
                                   CORRAL_PREPROCESS_MEMORY_LIMIT_MB="384")
     driver = CatalogDriver(catalog.addr, blob_store(tmp_path / "data"))

@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         processor = ItemProcessor(catalog, pool, store, config.max_attempts, group)
         worker = Worker(catalog, processor, group, config.max_in_flight, config.lease_seconds,
                         dataset_id)
+        catalog.in_flight = worker.in_flight
         pb_grpc.add_PreprocessServiceServicer_to_server(PreprocessServicer(worker), server)
         worker.start()
         log.info("worker started", extra={"catalog": config.catalog_addr, "group": group,

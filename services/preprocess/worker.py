@@ -113,6 +113,10 @@ class Worker:
             await _cancel(task)
         await self._acknowledge(final=True)
 
+    def in_flight(self) -> int:
+        """Items taken from the stream and not finished yet."""
+        return len(self._items)
+
     async def stats(self) -> WorkerStats:
         if time.monotonic() - self._lag_fetched >= LAG_MAX_AGE_SECONDS:
             # Concurrent callers share one fetch.
@@ -121,7 +125,7 @@ class Worker:
             await asyncio.shield(self._lag_fetch)
         return WorkerStats(
             processed=self.counts[Outcome.PROCESSED], failed=self.counts[Outcome.FAILED],
-            skipped=self.counts[Outcome.SKIPPED], in_flight=len(self._items), lag=self._lag,
+            skipped=self.counts[Outcome.SKIPPED], in_flight=self.in_flight(), lag=self._lag,
             committed_cursor=self.committed_cursor, subscribed=self.subscribed,
             pool_processes=self.processor.pool.processes)
 

@@ -80,6 +80,10 @@ class BatchingCatalog:
         self._full = asyncio.Event()  # a full batch is queued: stop lingering
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        # Items being worked on, those waiting here included (Worker.in_flight). Once every
+        # one of them waits here, no other result is coming to share the call: lingering
+        # would only delay them (the last items of a burst, a lone upload).
+        self.in_flight: Callable[[], int] | None = None
         # False once the catalog turned out not to know BatchUpdateSystemMetadata.
         self.batched = True
 
@@ -106,7 +110,7 @@ class BatchingCatalog:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._updates.append((SystemUpdate(item_id, system, expected_blob_key), future))
         self._queued.set()
-        if len(self._updates) >= self._max_batch:
+        if len(self._updates) >= self._max_batch or self._nobody_else_coming():
             self._full.set()
         return await future
 
@@ -130,10 +134,14 @@ class BatchingCatalog:
     async def _linger_while_small(self) -> None:
         """Up to the linger time, until a full batch is queued."""
         self._full = asyncio.Event()
-        if len(self._updates) < self._max_batch and not self._closing:
+        if (len(self._updates) < self._max_batch and not self._closing
+                and not self._nobody_else_coming()):
             linger = self._busy_linger if self._busy else self._linger
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), linger)
+
+    def _nobody_else_coming(self) -> bool:
+        return self.in_flight is not None and self.in_flight() <= len(self._updates)
 
     async def _flush(self) -> None:
         """Sends one call's worth of what is queued (one call at a time: the next batch

@@ -250,3 +250,35 @@ def test_a_worker_writes_back_and_acknowledges_every_item_once(linger: float) ->
         for cursor in cursors:
             assert f"i{int(cursor)}" in written_before or int(cursor) == 7
         written_before |= {u.item_id for u in updates}
+
+
+def test_a_result_nobody_else_can_join_goes_at_once() -> None:
+    # Every item in flight waits here: lingering would only delay them. With more items in
+    # flight than results queued, the linger holds as before.
+    async def scenario() -> tuple[float, float, FakeBatchCatalog]:
+        fake = FakeBatchCatalog()
+        batching = BatchingCatalog(fake, linger_seconds=2.0, max_batch=100)
+        in_flight = 1
+        batching.in_flight = lambda: in_flight
+        batching.start()
+        started = time.monotonic()
+        await batching.update_system_metadata("i1", {"n": 1}, "items/old")
+        alone = time.monotonic() - started
+
+        in_flight = 3  # two more items are still decoding
+        started = time.monotonic()
+        first = asyncio.ensure_future(batching.update_system_metadata("i2", {}, "items/old"))
+        second = asyncio.ensure_future(batching.update_system_metadata("i3", {}, "items/old"))
+        await asyncio.sleep(0.2)
+        assert not first.done() and not second.done()  # lingering for the third
+        await batching.update_system_metadata("i4", {}, "items/old")
+        await asyncio.gather(first, second)
+        together = time.monotonic() - started
+        await batching.close()
+        return alone, together, fake
+
+    alone, together, fake = asyncio.run(scenario())
+    assert alone < 1.0, alone
+    assert together < 1.0, together
+    assert [[u.item_id for u in updates] for updates, _, _ in fake.calls] == [
+        ["i1"], ["i2", "i3", "i4"]]

@@ -193,7 +193,7 @@ def dct_scale(width: int, height: int, target: tuple[int, int]) -> int:
     return next(scale for scale in (8, 4, 2, 1) if fits >= scale)
 
 
-def fast_jpeg_thumbnail(data: bytes, image: Image.Image, orientation: int,
+def fast_jpeg_thumbnail(source: Path | BinaryIO, image: Image.Image, orientation: int,
                         size: int) -> Thumbnail | None:
     """The thumbnail of a colour JPEG through OpenCV: the same libjpeg-turbo decode at a
     reduced DCT scale as Pillow's draft (the same pixels), then a bilinear resize and the
@@ -206,7 +206,10 @@ def fast_jpeg_thumbnail(data: bytes, image: Image.Image, orientation: int,
     left is under 2x, where bilinear samples cover every source pixel, so fine detail greys
     out instead of turning into moire. A step of 2x or more (a JPEG over 16x its thumbnail)
     uses area averaging."""
-    if image.format != "JPEG" or image.mode != "RGB" or not data.endswith(JPEG_END):
+    if image.format != "JPEG" or image.mode != "RGB":
+        return None
+    data = _whole(source)
+    if not data.endswith(JPEG_END):
         return None
     target = fit_within(image.width, image.height, size)
     flags = _CV_DCT_SCALE_FLAGS[dct_scale(image.width, image.height, target)]
@@ -265,12 +268,8 @@ def describe_image(source: Path | BinaryIO, mimetype: str, thumbnail_size: int,
             codec = image.format or ""
             orientation = exif_orientation(image)
             width, height, mode = image.width, image.height, image.mode
-            thumbnail = None
-            if codec == "JPEG" and mode == "RGB":
-                thumbnail = fast_jpeg_thumbnail(_whole(source), image, orientation,
-                                                thumbnail_size)
-            if thumbnail is None:
-                thumbnail = make_thumbnail(image, orientation, thumbnail_size)
+            thumbnail = (fast_jpeg_thumbnail(source, image, orientation, thumbnail_size)
+                         or make_thumbnail(image, orientation, thumbnail_size))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"decompression bomb: {exc}") from exc
     except MemoryError as exc:

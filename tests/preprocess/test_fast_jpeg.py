@@ -50,7 +50,7 @@ def test_dct_scale_is_the_one_pillows_draft_picks(width: int, height: int, size:
 
 def test_colour_jpeg_thumbnail_matches_pillows_path() -> None:
     data = encode(gradient(1280, 960), "JPEG", quality=90)
-    fast = fast_jpeg_thumbnail(data, opened(data), 1, 256)
+    fast = fast_jpeg_thumbnail(io.BytesIO(data), opened(data), 1, 256)
     assert fast is not None
     assert (fast.width, fast.height, fast.mimetype, fast.extension) == (256, 192, "image/jpeg",
                                                                          "jpg")
@@ -65,7 +65,7 @@ def test_describe_file_makes_colour_jpeg_thumbnails_this_way(tmp_path: Path) -> 
     path = tmp_path / "photo.jpg"
     path.write_bytes(data)
     info = describe_file(path, "photo.jpg", 256, 50_000_000)
-    fast = fast_jpeg_thumbnail(data, opened(data), 1, 256)
+    fast = fast_jpeg_thumbnail(io.BytesIO(data), opened(data), 1, 256)
     assert info.thumbnail is not None and fast is not None
     assert info.thumbnail.data == fast.data
 
@@ -75,7 +75,7 @@ def test_oriented_jpegs_take_the_fast_path(orientation: int) -> None:
     # test_fileinfo checks the picture is upright for each orientation; here, that it was
     # this path that made it.
     data = oriented_jpeg(orientation, 120, 60)
-    thumbnail = fast_jpeg_thumbnail(data, opened(data), orientation, 48)
+    thumbnail = fast_jpeg_thumbnail(io.BytesIO(data), opened(data), orientation, 48)
     assert thumbnail is not None and (thumbnail.width, thumbnail.height) == (48, 24)
 
 
@@ -88,7 +88,7 @@ def test_other_jpegs_are_left_to_pillow(case: str) -> None:
         "truncated": truncated_jpeg(),
         "bytes after the end": colour + b"trailing",
     }[case]
-    assert fast_jpeg_thumbnail(data, opened(data), 1, 256) is None
+    assert fast_jpeg_thumbnail(io.BytesIO(data), opened(data), 1, 256) is None
 
 
 def test_steps_of_2x_or_more_after_the_dct_average_instead_of_sampling() -> None:
@@ -97,7 +97,7 @@ def test_steps_of_2x_or_more_after_the_dct_average_instead_of_sampling() -> None
     row = bytes(255 * ((x // 8) % 2) for x in range(2200))
     stripes = Image.frombytes("L", (2200, 1650), row * 1650).convert("RGB")
     data = encode(stripes, "JPEG", quality=95)
-    thumbnail = fast_jpeg_thumbnail(data, opened(data), 1, 32)
+    thumbnail = fast_jpeg_thumbnail(io.BytesIO(data), opened(data), 1, 32)
     assert thumbnail is not None and (thumbnail.width, thumbnail.height) == (32, 24)
     grey = decoded(thumbnail.data).convert("L")
     assert ImageStat.Stat(grey).stddev[0] < 8, ImageStat.Stat(grey).stddev

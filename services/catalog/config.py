@@ -26,6 +26,10 @@ class CatalogLimits:
     # A list response ends its page early at this many bytes of entries, so it always
     # fits in a gRPC message (half of CORRAL_MAX_MESSAGE_BYTES's default).
     max_page_bytes: int = 8 * 1024 * 1024
+    # A BatchCreateItems request larger than this is refused before anything is written: its
+    # answer repeats every item it creates, so the request may use only half of
+    # CORRAL_MAX_MESSAGE_BYTES and the answer still fits the other half.
+    max_batch_request_bytes: int = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.max_subscriptions_per_key < 0:
@@ -97,7 +101,8 @@ class CatalogConfig(MetadataLimitSettings, PathLimitSettings, ServerLimitSetting
             if page_bytes > most:
                 raise ValueError(f"{MAX_PAGE_BYTES_ENV} must be at most half of "
                                  f"{MAX_MESSAGE_BYTES_ENV} ({most}), got {page_bytes}")
-            return CatalogLimits(self.max_subscriptions_per_key, page_bytes)
+            return CatalogLimits(self.max_subscriptions_per_key, page_bytes,
+                                 max_batch_request_bytes=most)
         except ValueError as exc:
             raise SystemExit(f"invalid setting: {exc}") from None
 

@@ -14,7 +14,7 @@ import grpc
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import catalog_service_pb2_grpc as api_grpc
 from corral.catalog.v1 import triggers_pb2 as tpb
-from corral.errors import CorralError
+from corral.errors import CorralError, InvalidArgument
 from services.blobstore.base import BlobStore
 from services.catalog import (
     batch,
@@ -62,6 +62,7 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
         self._subscriptions = PerKeyLimit(limits.max_subscriptions_per_key, "subscriptions",
                                           MAX_SUBSCRIPTIONS_PER_KEY_ENV)
         self._page_bytes = limits.max_page_bytes
+        self._batch_request_bytes = limits.max_batch_request_bytes
 
     def _scope(self) -> scope.Scope:
         """The calling key's project; passed explicitly, since the group-commit writer runs
@@ -115,6 +116,14 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
     async def BatchCreateItems(
             self, request: api.BatchCreateItemsRequest,
             context: grpc.aio.ServicerContext) -> api.BatchCreateItemsResponse:
+        size = request.ByteSize()
+        if size > self._batch_request_bytes:
+            # Created items whose answer cannot be delivered would come back the same way on
+            # every retry: refuse before writing.
+            raise InvalidArgument(
+                f"requests: {size} bytes in one call; at most {self._batch_request_bytes} "
+                "(half of CORRAL_MAX_MESSAGE_BYTES, so the answer, which repeats every item, "
+                "fits): split the batch")
         results = await batch.create_items(self._writer.write, request.requests,
                                            convert.new_item, self._scope())
         released = [key for result in results if not isinstance(result, CorralError)

@@ -5,14 +5,24 @@ events left behind."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
 
 import grpc
+import pytest
+from google.protobuf import struct_pb2
 from sqlalchemy import select
 
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import resources_pb2 as res
+from services.catalog.config import CatalogConfig, CatalogLimits
 from services.catalog.models import events, items
-from tests.catalog.conftest import create_item, new_dataset, sha256_of
+from tests.catalog.conftest import (
+    InProcessCatalog,
+    create_item,
+    expect_error,
+    new_dataset,
+    sha256_of,
+)
 
 SKIP, FAIL, OVERWRITE = (res.DUPLICATE_POLICY_SKIP, res.DUPLICATE_POLICY_FAIL,
                          res.DUPLICATE_POLICY_OVERWRITE)
@@ -138,3 +148,49 @@ def test_batch_across_datasets_and_a_missing_one(stub, catalog):
     assert [r.created.outcome for r in again.results if r.HasField("created")] == \
         [res.CREATE_OUTCOME_SKIPPED] * 3
     assert catalog.count_rows(first.id) == (4, 2)
+
+
+@pytest.fixture(scope="module")
+def small_message_catalog(module_database_url: str, tmp_path_factory: pytest.TempPathFactory,
+                          pg_database_factory: Callable[[], str]
+                          ) -> Iterator[InProcessCatalog]:
+    """A catalog whose batches may hold 20 KB, on a database of the same kind."""
+    url = pg_database_factory() if module_database_url.startswith("postgresql") else \
+        f"sqlite:///{tmp_path_factory.mktemp('small-batches') / 'catalog.db'}"
+    server = InProcessCatalog(url, limits=CatalogLimits(max_batch_request_bytes=20_000))
+    yield server
+    server.stop()
+
+
+def test_a_batch_whose_answer_could_not_fit_is_refused_before_writing(
+        small_message_catalog: InProcessCatalog) -> None:
+    # Its answer repeats every item: were the items created, a client that cannot receive the
+    # answer would get the same too-large answer on every retry.
+    stub = small_message_catalog.stub
+    dataset = new_dataset(stub)
+    metadata = struct_pb2.Struct()
+    metadata.update({"note": "x" * 3_000})
+
+    def batch(count: int) -> api.BatchCreateItemsRequest:
+        return api.BatchCreateItemsRequest(requests=[
+            api.CreateItemRequest(dataset_id=dataset.id, dir="/", name=f"{n}.txt", size=3,
+                                  sha256=sha256_of(str(n)), user_metadata=metadata,
+                                  blob_key=f"items/{dataset.id}/{uuid.uuid4().hex}")
+            for n in range(count)])
+
+    too_large = batch(10)
+    assert too_large.ByteSize() > 20_000
+    message = expect_error(grpc.StatusCode.INVALID_ARGUMENT,
+                           lambda: stub.BatchCreateItems(too_large, timeout=30),
+                           "requests:", "at most 20000", "split the batch")
+    assert str(too_large.ByteSize()) in message
+    assert small_message_catalog.count_rows(dataset.id) == (0, 0)  # nothing written
+
+    reply = stub.BatchCreateItems(batch(5), timeout=30)
+    assert all(result.HasField("created") for result in reply.results)
+
+
+def test_the_batch_budget_is_half_the_message_limit() -> None:
+    assert CatalogConfig().catalog_limits().max_batch_request_bytes == 8 * 1024 * 1024
+    assert CatalogConfig(max_message_bytes=65536).catalog_limits().max_batch_request_bytes == (
+        32768)

@@ -26,10 +26,11 @@ class CatalogLimits:
     # A list response ends its page early at this many bytes of entries, so it always
     # fits in a gRPC message (half of CORRAL_MAX_MESSAGE_BYTES's default).
     max_page_bytes: int = 8 * 1024 * 1024
-    # A BatchCreateItems request larger than this is refused before anything is written: its
-    # answer repeats every item it creates, so the request may use only half of
-    # CORRAL_MAX_MESSAGE_BYTES and the answer still fits the other half.
-    max_batch_request_bytes: int = 8 * 1024 * 1024
+    # Batches whose answer repeats every item they write are refused (INVALID_ARGUMENT) when it
+    # could not be delivered, before anything is written: a BatchCreateItems request larger
+    # than this, a BatchUpdateSystemMetadata whose items (unless omit_items) add up to more.
+    # Half of CORRAL_MAX_MESSAGE_BYTES, so the rest of the answer fits the other half.
+    max_batch_bytes: int = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.max_subscriptions_per_key < 0:
@@ -102,7 +103,7 @@ class CatalogConfig(MetadataLimitSettings, PathLimitSettings, ServerLimitSetting
                 raise ValueError(f"{MAX_PAGE_BYTES_ENV} must be at most half of "
                                  f"{MAX_MESSAGE_BYTES_ENV} ({most}), got {page_bytes}")
             return CatalogLimits(self.max_subscriptions_per_key, page_bytes,
-                                 max_batch_request_bytes=most)
+                                 max_batch_bytes=most)
         except ValueError as exc:
             raise SystemExit(f"invalid setting: {exc}") from None
 

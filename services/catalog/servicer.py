@@ -62,7 +62,7 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
         self._subscriptions = PerKeyLimit(limits.max_subscriptions_per_key, "subscriptions",
                                           MAX_SUBSCRIPTIONS_PER_KEY_ENV)
         self._page_bytes = limits.max_page_bytes
-        self._batch_request_bytes = limits.max_batch_request_bytes
+        self._batch_bytes = limits.max_batch_bytes
 
     def _scope(self) -> scope.Scope:
         """The calling key's project; passed explicitly, since the group-commit writer runs
@@ -117,11 +117,11 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
             self, request: api.BatchCreateItemsRequest,
             context: grpc.aio.ServicerContext) -> api.BatchCreateItemsResponse:
         size = request.ByteSize()
-        if size > self._batch_request_bytes:
+        if size > self._batch_bytes:
             # Created items whose answer cannot be delivered would come back the same way on
             # every retry: refuse before writing.
             raise InvalidArgument(
-                f"requests: {size} bytes in one call; at most {self._batch_request_bytes} "
+                f"requests: {size} bytes in one call; at most {self._batch_bytes} "
                 "(half of CORRAL_MAX_MESSAGE_BYTES, so the answer, which repeats every item, "
                 "fits): split the batch")
         results = await batch.create_items(self._writer.write, request.requests,
@@ -187,7 +187,8 @@ class CatalogServicer(api_grpc.CatalogServiceServicer):
             context: grpc.aio.ServicerContext) -> api.BatchUpdateSystemMetadataResponse:
         result = await self._writer.write(system_batch.update_many(
             request.requests, convert.system_update, request.consumer_group,
-            request.ack_event_cursors, self._scope()))
+            request.ack_event_cursors, self._scope(),
+            max_answer_bytes=None if request.omit_items else self._batch_bytes))
         if request.ack_event_cursors:
             self._signal.notify_freed()  # wakes leased subscribers whose room was full
         await self._release(result.released_blob_keys)

@@ -11,6 +11,7 @@ writer reruns it. Like UpdateSystemMetadata it writes no event."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -57,10 +58,13 @@ def _entry(index: int, update: SystemUpdate) -> SystemUpdate | CorralError:
 
 def update_many(requests: Sequence[R], to_update: Callable[[int, R], SystemUpdate],
                 consumer_group: str = "", ack_event_cursors: Sequence[str] = (),
-                scope: Scope = EVERYWHERE) -> Callable[[Repository], BatchResult]:
+                scope: Scope = EVERYWHERE,
+                max_answer_bytes: int | None = None) -> Callable[[Repository], BatchResult]:
     """Validates the entries (`to_update(index, request)` converts one, raising its own
     InvalidArgument) and returns the write. A malformed acknowledgement (group name, cursor)
-    fails the whole call before anything is written."""
+    fails the whole call before anything is written. `max_answer_bytes`: the updated items
+    are answered, and their metadata may add up to this much; more fails the whole call
+    (rolled back) rather than commit an answer that cannot be delivered."""
     if len(requests) > MAX_BATCH_ITEMS:
         raise InvalidArgument(
             f"requests holds {len(requests)} entries; at most {MAX_BATCH_ITEMS} per call")
@@ -101,6 +105,8 @@ def update_many(requests: Sequence[R], to_update: Callable[[int, R], SystemUpdat
                               update_time=now)
             current[entry.item_id] = updated
             results.append(updated)
+        if max_answer_bytes is not None:
+            _check_answer_size(results, max_answer_bytes)
         changed = [item for item_id, item in current.items() if item is not original[item_id]]
         repo.set_system_metadata_many(changed)
         result = BatchResult(results, _released(repo, [original[i.id] for i in changed],
@@ -113,6 +119,22 @@ def update_many(requests: Sequence[R], to_update: Callable[[int, R], SystemUpdat
         return result
 
     return work
+
+
+# An answered item's fields besides its metadata (ids, path, keys, times), at most.
+ITEM_FIELDS_BYTES = 2048
+
+
+def _check_answer_size(results: Sequence[Item | CorralError], most: int) -> None:
+    size = 0
+    for result in results:
+        if isinstance(result, Item):
+            size += ITEM_FIELDS_BYTES + len(json.dumps(result.metadata_user)) + len(
+                json.dumps(result.metadata_system))
+    if size > most:
+        raise InvalidArgument(
+            f"requests: the updated items would answer about {size} bytes; at most {most} "
+            "(half of CORRAL_MAX_MESSAGE_BYTES): split the batch or set omit_items")
 
 
 def _released(repo: Repository, before: Sequence[Item], after: Sequence[Item]) -> list[str]:

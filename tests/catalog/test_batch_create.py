@@ -157,7 +157,7 @@ def small_message_catalog(module_database_url: str, tmp_path_factory: pytest.Tem
     """A catalog whose batches may hold 20 KB, on a database of the same kind."""
     url = pg_database_factory() if module_database_url.startswith("postgresql") else \
         f"sqlite:///{tmp_path_factory.mktemp('small-batches') / 'catalog.db'}"
-    server = InProcessCatalog(url, limits=CatalogLimits(max_batch_request_bytes=20_000))
+    server = InProcessCatalog(url, limits=CatalogLimits(max_batch_bytes=20_000))
     yield server
     server.stop()
 
@@ -191,6 +191,6 @@ def test_a_batch_whose_answer_could_not_fit_is_refused_before_writing(
 
 
 def test_the_batch_budget_is_half_the_message_limit() -> None:
-    assert CatalogConfig().catalog_limits().max_batch_request_bytes == 8 * 1024 * 1024
-    assert CatalogConfig(max_message_bytes=65536).catalog_limits().max_batch_request_bytes == (
+    assert CatalogConfig().catalog_limits().max_batch_bytes == 8 * 1024 * 1024
+    assert CatalogConfig(max_message_bytes=65536).catalog_limits().max_batch_bytes == (
         32768)

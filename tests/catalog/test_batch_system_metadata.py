@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable, Iterator
 
 import grpc
+import pytest
 from google.protobuf import struct_pb2
 
 from corral.catalog.v1 import catalog_service_pb2 as api
 from corral.catalog.v1 import resources_pb2 as res
 from corral.structs import dict_to_struct, struct_to_dict
+from services.catalog.config import CatalogLimits
 from services.catalog.events import parse_cursor
-from tests.catalog.conftest import create_item, expect_error, new_dataset
+from tests.catalog.conftest import InProcessCatalog, create_item, expect_error, new_dataset
 from tests.catalog.conftest import take_responses as take
 
 CREATED = res.EVENT_TYPE_CREATED
@@ -201,3 +204,40 @@ def test_several_events_per_subscribe_response(catalog, stub):
         expect_error(INVALID, lambda wrong=wrong: take(stub, api.SubscribeRequest(
             dataset_id=dataset.id, max_events_per_response=wrong), 1),
             "max_events_per_response")
+
+
+@pytest.fixture(scope="module")
+def small_answer_catalog(module_database_url: str, tmp_path_factory: pytest.TempPathFactory,
+                         pg_database_factory: Callable[[], str]
+                         ) -> Iterator[InProcessCatalog]:
+    """A catalog whose batch answers may hold 40 KB, on a database of the same kind."""
+    url = pg_database_factory() if module_database_url.startswith("postgresql") else \
+        f"sqlite:///{tmp_path_factory.mktemp('small-answers') / 'catalog.db'}"
+    server = InProcessCatalog(url, limits=CatalogLimits(max_batch_bytes=40_000))
+    yield server
+    server.stop()
+
+
+def test_an_answer_that_could_not_be_delivered_is_refused_and_nothing_written(
+        small_answer_catalog: InProcessCatalog) -> None:
+    # Each updated item comes back whole: 10 items with 5 KB of user metadata each answer
+    # more than the 40 KB budget, so the call fails before it commits, while omit_items
+    # (what preprocessing sends) and a smaller batch apply.
+    stub = small_answer_catalog.stub
+    dataset = new_dataset(stub)
+    made = [create_item(stub, dataset.id, "/", f"{n}.jpg", user_metadata={"note": "x" * 5_000}
+                        ).item for n in range(10)]
+    request = api.BatchUpdateSystemMetadataRequest(
+        requests=[entry(item, {"width": 1}) for item in made])
+
+    expect_error(INVALID, lambda: stub.BatchUpdateSystemMetadata(request, timeout=30),
+                 "requests:", "at most 40000", "omit_items")
+    assert all("width" not in system_of(stub, item.id) for item in made)
+
+    smaller = api.BatchUpdateSystemMetadataRequest(requests=request.requests[:3])
+    reply = stub.BatchUpdateSystemMetadata(smaller, timeout=30)
+    assert [r.updated.item.id for r in reply.results] == [item.id for item in made[:3]]
+    omitted = api.BatchUpdateSystemMetadataRequest(requests=request.requests, omit_items=True)
+    reply = stub.BatchUpdateSystemMetadata(omitted, timeout=30)
+    assert all(r.HasField("updated") for r in reply.results)
+    assert all(system_of(stub, item.id)["width"] == 1 for item in made)

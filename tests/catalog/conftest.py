@@ -120,6 +120,24 @@ def catalog(module_database_url: str) -> Iterator[InProcessCatalog]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def limited_catalog(module_database_url: str, tmp_path_factory: pytest.TempPathFactory,
+                    pg_database_factory: Callable[[], str]
+                    ) -> Iterator[Callable[[CatalogLimits], InProcessCatalog]]:
+    """Starts catalogs with other limits, each on a fresh database of the module's kind."""
+    servers: list[InProcessCatalog] = []
+
+    def start(limits: CatalogLimits) -> InProcessCatalog:
+        url = pg_database_factory() if module_database_url.startswith("postgresql") else \
+            f"sqlite:///{tmp_path_factory.mktemp('limited') / 'catalog.db'}"
+        servers.append(InProcessCatalog(url, limits=limits))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
 @pytest.fixture
 def stub(catalog: InProcessCatalog) -> api_grpc.CatalogServiceStub:
     return catalog.stub

@@ -5,10 +5,9 @@ events left behind."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import grpc
-import pytest
 from google.protobuf import struct_pb2
 from sqlalchemy import select
 
@@ -150,23 +149,12 @@ def test_batch_across_datasets_and_a_missing_one(stub, catalog):
     assert catalog.count_rows(first.id) == (4, 2)
 
 
-@pytest.fixture(scope="module")
-def small_message_catalog(module_database_url: str, tmp_path_factory: pytest.TempPathFactory,
-                          pg_database_factory: Callable[[], str]
-                          ) -> Iterator[InProcessCatalog]:
-    """A catalog whose batches may hold 20 KB, on a database of the same kind."""
-    url = pg_database_factory() if module_database_url.startswith("postgresql") else \
-        f"sqlite:///{tmp_path_factory.mktemp('small-batches') / 'catalog.db'}"
-    server = InProcessCatalog(url, limits=CatalogLimits(max_batch_bytes=20_000))
-    yield server
-    server.stop()
-
-
 def test_a_batch_whose_answer_could_not_fit_is_refused_before_writing(
-        small_message_catalog: InProcessCatalog) -> None:
+        limited_catalog: Callable[[CatalogLimits], InProcessCatalog]) -> None:
     # Its answer repeats every item: were the items created, a client that cannot receive the
     # answer would get the same too-large answer on every retry.
-    stub = small_message_catalog.stub
+    server = limited_catalog(CatalogLimits(max_batch_bytes=20_000))
+    stub = server.stub
     dataset = new_dataset(stub)
     metadata = struct_pb2.Struct()
     metadata.update({"note": "x" * 3_000})
@@ -184,7 +172,7 @@ def test_a_batch_whose_answer_could_not_fit_is_refused_before_writing(
                            lambda: stub.BatchCreateItems(too_large, timeout=30),
                            "requests:", "at most 20000", "split the batch")
     assert str(too_large.ByteSize()) in message
-    assert small_message_catalog.count_rows(dataset.id) == (0, 0)  # nothing written
+    assert server.count_rows(dataset.id) == (0, 0)  # nothing written
 
     reply = stub.BatchCreateItems(batch(5), timeout=30)
     assert all(result.HasField("created") for result in reply.results)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import grpc
-import pytest
 from google.protobuf import struct_pb2
 
 from corral.catalog.v1 import catalog_service_pb2 as api
@@ -206,24 +205,13 @@ def test_several_events_per_subscribe_response(catalog, stub):
             "max_events_per_response")
 
 
-@pytest.fixture(scope="module")
-def small_answer_catalog(module_database_url: str, tmp_path_factory: pytest.TempPathFactory,
-                         pg_database_factory: Callable[[], str]
-                         ) -> Iterator[InProcessCatalog]:
-    """A catalog whose batch answers may hold 40 KB, on a database of the same kind."""
-    url = pg_database_factory() if module_database_url.startswith("postgresql") else \
-        f"sqlite:///{tmp_path_factory.mktemp('small-answers') / 'catalog.db'}"
-    server = InProcessCatalog(url, limits=CatalogLimits(max_batch_bytes=40_000))
-    yield server
-    server.stop()
-
-
 def test_an_answer_that_could_not_be_delivered_is_refused_and_nothing_written(
-        small_answer_catalog: InProcessCatalog) -> None:
+        limited_catalog: Callable[[CatalogLimits], InProcessCatalog]) -> None:
     # Each updated item comes back whole: 10 items with 5 KB of user metadata each answer
     # more than the 40 KB budget, so the call fails before it commits, while omit_items
     # (what preprocessing sends) and a smaller batch apply.
-    stub = small_answer_catalog.stub
+    server = limited_catalog(CatalogLimits(max_batch_bytes=40_000))
+    stub = server.stub
     dataset = new_dataset(stub)
     made = [create_item(stub, dataset.id, "/", f"{n}.jpg", user_metadata={"note": "x" * 5_000}
                         ).item for n in range(10)]

@@ -108,15 +108,10 @@ def test_the_sdk_follows_the_early_ends(catalog: InProcessCatalog,
 
 
 @pytest.fixture(scope="module")
-def small_budget_catalog(module_database_url: str, tmp_path_factory: pytest.TempPathFactory,
-                         pg_database_factory: Callable[[], str]
-                         ) -> Iterator[InProcessCatalog]:
+def small_budget_catalog(limited_catalog: Callable[[CatalogLimits], InProcessCatalog]
+                         ) -> InProcessCatalog:
     """Its own catalog whose pages hold 100 KB of entries, on a database of the same kind."""
-    url = pg_database_factory() if module_database_url.startswith("postgresql") else \
-        f"sqlite:///{tmp_path_factory.mktemp('small-pages') / 'catalog.db'}"
-    server = InProcessCatalog(url, limits=CatalogLimits(max_page_bytes=100_000))
-    yield server
-    server.stop()
+    return limited_catalog(CatalogLimits(max_page_bytes=100_000))
 
 
 def test_datasets_and_triggers_pages_end_early_too(

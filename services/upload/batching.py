@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from corral.catalog.v1 import catalog_service_pb2 as catalog_pb2
 from corral.errors import CorralError, Unavailable
 from services.common.caller import Principal, bind_caller, caller_or_none
+from services.common.futures import resolve
 from services.upload.catalog_port import Catalog
 
 log = logging.getLogger("corral.upload.batching")
@@ -124,12 +125,7 @@ class CreateBatcher:
         except CorralError as exc:
             results = [exc] * len(batch)
         for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, CorralError):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            resolve(future, result)
 
     async def _send_with_retries(self, requests: list[catalog_pb2.CreateItemRequest],
                                  ) -> list[catalog_pb2.CreateItemResponse | CorralError]:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from services.blobstore.base import BlobWriter
 from services.blobstore.sessions import ResumableWriter
+from services.common.futures import resolve
 
 T = TypeVar("T")
 
@@ -99,12 +100,7 @@ def _deliver(jobs: list[_Job], done: asyncio.Future[list[str | None | Exception]
     failure = done.exception() if not done.cancelled() else asyncio.CancelledError()
     outcomes = done.result() if failure is None else [failure] * len(jobs)
     for (_, _, _, future), outcome in zip(jobs, outcomes, strict=True):
-        if future.cancelled():
-            continue
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
+        resolve(future, outcome)
 
 
 class HashingBlobSink:

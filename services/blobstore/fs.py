@@ -1,5 +1,8 @@
-"""A blob store in a local directory: one file per key, written through a temporary file in
-`<root>/.tmp/` (same filesystem) and renamed into place, so a key is either absent or complete."""
+"""A blob store in a local directory: one file per key. An object is written to an unnamed
+file (O_TMPFILE, in `<root>/.tmp/`) that is linked to its key only at commit, so a key is
+either absent or complete, and a writer that dies leaves nothing behind: the kernel frees an
+unnamed file with its last descriptor. Where the filesystem cannot make unnamed files, a named
+temporary file in `<root>/.tmp/` is renamed into place instead."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import contextlib
 import itertools
 import os
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from stat import S_ISREG
@@ -33,15 +37,19 @@ _TMP_PREFIX = uuid.uuid4().hex[:16]
 _tmp_numbers = itertools.count()
 _TMP_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
               | getattr(os, "O_CLOEXEC", 0))
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+# Not O_EXCL: with O_TMPFILE it forbids the link that commits the file.
+_UNNAMED_FLAGS = os.O_RDWR | _O_TMPFILE | getattr(os, "O_CLOEXEC", 0)
 
 
 class FsBlobWriter(BlobWriter):
     """Streams into a temporary file; commit() fsyncs it, renames it to its key and fsyncs the
     folder so the rename itself survives a crash."""
 
-    def __init__(self, store: FsBlobStore, final_path: Path, fd: int, tmp_path: Path,
+    def __init__(self, store: FsBlobStore, final_path: Path, fd: int, tmp_path: Path | None,
                  offset: int = 0) -> None:
-        """Writes `fd` (the open file at `tmp_path`) from `offset` on."""
+        """Writes `fd` (the open file at `tmp_path`, or an unnamed file: None) from `offset`
+        on."""
         self._store = store
         self._final_path = self.final_path = final_path
         self._fd = fd
@@ -100,10 +108,13 @@ class FsBlobWriter(BlobWriter):
             raise ValueError("blob writer is closed")
         try:
             os.fchmod(self._fd, FILE_MODE)
-            os.fsync(self._fd)
+            if self._tmp_path is None:
+                self._store.link_into_place(self._fd, self._final_path)
+            else:
+                os.fsync(self._fd)
+                self._store.rename_into_place(self._tmp_path, self._final_path)
             os.close(self._fd)
             self._fd = -1
-            self._store.rename_into_place(self._tmp_path, self._final_path)
         except BaseException:
             self.abort()
             raise
@@ -127,7 +138,7 @@ class FsBlobWriter(BlobWriter):
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        if not self._committed:
+        if not self._committed and self._tmp_path is not None:
             self._tmp_path.unlink(missing_ok=True)
 
 
@@ -143,14 +154,77 @@ class FsBlobStore(BlobStore):
         # Folders known to exist (nothing removes folders; a rename that finds one gone
         # creates it again), so a commit does not stat its folder's path each time.
         self._known_dirs: set[Path] = set()
+        # Any directory's descriptor: os.link calls linkat, which can follow the
+        # /proc/self/fd link of an unnamed file, only when given one.
+        self._dir_fd = -1
+        self.unnamed_files = self._can_link_unnamed_files()
 
-    def rename_into_place(self, tmp_path: Path, final_path: Path) -> None:
+    def _can_link_unnamed_files(self) -> bool:
+        """Whether this filesystem makes unnamed files and /proc lets them be linked (not in
+        every container, not on every filesystem): tried once, on a throwaway file."""
+        if not _O_TMPFILE or not os.path.isdir("/proc/self/fd"):
+            return False
+        probe = self.tmp_dir / f"probe-{_TMP_PREFIX}{next(_tmp_numbers):x}"
+        try:
+            self._dir_fd = os.open(self.tmp_dir, os.O_RDONLY | os.O_DIRECTORY)
+            weakref.finalize(self, os.close, self._dir_fd)
+            fd = os.open(self.tmp_dir, _UNNAMED_FLAGS, 0o600)
+            try:
+                self._link_fd(fd, probe)
+            finally:
+                os.close(fd)
+            probe.unlink()
+        except OSError:
+            return False
+        return True
+
+    def _link_fd(self, fd: int, path: Path) -> None:
+        os.link(f"/proc/self/fd/{fd}", path, dst_dir_fd=self._dir_fd, follow_symlinks=True)
+
+    def link_into_place(self, fd: int, final_path: Path) -> None:
+        """Gives the unnamed file `fd` its key and makes it durable (not the folder entry:
+        sync_rename). It is at its key, complete, a moment before it is durable: nothing
+        refers to a key before its commit returns, and a key a crash left incomplete is an
+        orphan, which orphan collection removes."""
         folder = final_path.parent
+        self._ensure_known_dir(folder)
+        try:
+            self._link_fd(fd, final_path)
+        except FileNotFoundError:  # the folder went away meanwhile
+            self._known_dirs.discard(folder)
+            self.ensure_dir(folder)
+            self._link_fd(fd, final_path)
+        except FileExistsError:
+            # Replacing an object (a thumbnail made again): durable first, then swapped in
+            # whole, as a rename does.
+            os.fsync(fd)
+            tmp_path = self._new_tmp_path()
+            self._link_fd(fd, tmp_path)
+            try:
+                os.replace(tmp_path, final_path)
+            except BaseException:
+                tmp_path.unlink(missing_ok=True)
+                raise
+            return
+        try:
+            # After the link: it changed the file's link count, which must be durable too.
+            os.fsync(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                if os.path.samestat(os.stat(final_path), os.fstat(fd)):
+                    final_path.unlink()
+            raise
+
+    def _ensure_known_dir(self, folder: Path) -> None:
         if folder not in self._known_dirs:
             self.ensure_dir(folder)
             if len(self._known_dirs) >= _MAX_KNOWN_DIRS:
                 self._known_dirs.clear()  # bounded: a forgotten folder is only stat'ed again
             self._known_dirs.add(folder)
+
+    def rename_into_place(self, tmp_path: Path, final_path: Path) -> None:
+        folder = final_path.parent
+        self._ensure_known_dir(folder)
         try:
             os.replace(tmp_path, final_path)
         except FileNotFoundError:
@@ -212,15 +286,21 @@ class FsBlobStore(BlobStore):
 
     def open_writer(self, key: str) -> FsBlobWriter:
         final_path = self.path_for(key)
+        if self.unnamed_files:
+            return FsBlobWriter(self, final_path, os.open(self.tmp_dir, _UNNAMED_FLAGS, 0o600),
+                                None)
         # Like tempfile.mkstemp (O_EXCL, mode 0600, no symlink followed) with a name that is
         # unique per process by construction, without mkstemp's random name per call.
         while True:
-            tmp_path = self.tmp_dir / f"upload-{_TMP_PREFIX}{next(_tmp_numbers):x}"
+            tmp_path = self._new_tmp_path()
             try:
                 fd = os.open(tmp_path, _TMP_FLAGS, 0o600)
             except FileExistsError:  # left by an earlier process that had the same prefix
                 continue
             return FsBlobWriter(self, final_path, fd, tmp_path)
+
+    def _new_tmp_path(self) -> Path:
+        return self.tmp_dir / f"upload-{_TMP_PREFIX}{next(_tmp_numbers):x}"
 
     def session_storage(self) -> FsSessionStorage:
         from services.blobstore.fs_sessions import FsSessionStorage

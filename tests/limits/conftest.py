@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from blobstore.open_files import files_being_written
 from upload.conftest import Stack
 
 from services.blobstore import open_blob_store
@@ -46,10 +47,12 @@ def limited_stack(service_factory, tmp_path: Path) -> Iterator[LimitedStack]:
 
 
 def stored_files(stack: Stack) -> list[str]:
-    """Every file in the stack's fs blob store: blobs, temp files and resumable sessions."""
+    """Every file in the stack's fs blob store: blobs, temp files (those the upload service is
+    writing too) and resumable sessions."""
     store = stack.store
     assert isinstance(store, FsBlobStore)
-    return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file())
+    return sorted([str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file()]
+                  + files_being_written(stack.upload.proc.pid, store.tmp_dir))
 
 
 def held_open(messages: Iterable[T], release: threading.Event) -> Iterator[T]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from blobstore.open_files import files_being_written
 
 from corral.catalog.v1 import resources_pb2
 from corral.client import Client, UploadEvent
@@ -102,10 +103,15 @@ def test_stopping_mid_upload_leaves_no_partial_blobs(client: Client, stack: Stac
         client.upload_paths([tmp_path / "stop"], dataset, progress=stop_after_ten)
     tmp_dir = stack.data_dir / "blobs" / ".tmp"
     assert tmp_dir.is_dir()
+
+    def partial_files() -> list[str]:
+        return ([str(p) for p in tmp_dir.iterdir()]
+                + files_being_written(stack.upload.proc.pid, tmp_dir))
+
     deadline = time.monotonic() + 20
-    while any(tmp_dir.glob("upload-*")) and time.monotonic() < deadline:
+    while partial_files() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(tmp_dir.glob("upload-*"))
+    assert not partial_files()
     items = list(client.list_items(dataset, recursive=True))
     assert 10 <= len([i for i in items if i["type"] == "file"]) <= 300
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from blobstore.open_files import files_being_written
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from corral.client import Client, ResumePolicy
@@ -53,6 +54,9 @@ class UploadStack:
 
     def persisted(self, upload_id: str) -> int:
         return self.blobs.session_storage().persisted_size(upload_id, "", {})
+
+    def files_being_written(self) -> list[str]:
+        return files_being_written(self.upload.proc.pid, self.blobs.tmp_dir)
 
 
 @pytest.fixture
@@ -143,7 +147,7 @@ def test_sigterm_with_uploads_in_flight(uploads: UploadStack) -> None:
         [upload_pb2.UploadItemRequest(write_offset=MIB, data=short_data[MIB:],
                                       finish_write=True)])
     short_call = stub.UploadItem.future(iter(short_stream))
-    wait_for(lambda: any((uploads.blobs.root / ".tmp").iterdir()), "the short upload's data")
+    wait_for(uploads.files_being_written, "the short upload's data")
 
     health = health_pb2_grpc.HealthStub(channel)
     watch = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=WAIT_SECONDS)

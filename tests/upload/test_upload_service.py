@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from blobstore.moto_s3 import minio_client, object_keys, pending_multipart_uploads
+from blobstore.open_files import files_being_written
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from corral.catalog.v1 import resources_pb2
@@ -27,11 +28,13 @@ MIB = 1024 * 1024
 
 
 def stored_blobs(stack: Stack) -> list[str]:
-    """Every object in the stack's blob store, temp files and pending multipart uploads too."""
+    """Every object in the stack's blob store, temp files (those the upload service is
+    writing too) and pending multipart uploads."""
     store = stack.store
     if isinstance(store, FsBlobStore):
-        return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*")
-                      if p.is_file())
+        return sorted([str(p.relative_to(store.root)) for p in store.root.rglob("*")
+                       if p.is_file()]
+                      + files_being_written(stack.upload.proc.pid, store.tmp_dir))
     assert isinstance(store, S3BlobStore)
     return (object_keys(store.client, store.bucket)
             + pending_multipart_uploads(store.client, store.bucket))

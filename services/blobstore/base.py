@@ -24,6 +24,18 @@ class BlobInfo:
     modified: float
 
 
+@dataclass(frozen=True)
+class UnfinishedWrite:
+    """Data a writer stored and neither committed nor aborted: left by a writer that died
+    (killed, crashed), unless it is still being written. `key` is the key it was meant for
+    ("" where the store does not know), `handle` what identifies it to the store (a temporary
+    file's name, a multipart upload's id), `modified` when it was last written to."""
+    key: str
+    handle: str
+    size: int
+    modified: float
+
+
 class BlobWriter(abc.ABC):
     """Receives an object's bytes in order. Nothing is visible at the key until commit();
     abort() (or any failure before commit) leaves nothing behind."""
@@ -108,6 +120,16 @@ class BlobStore(abc.ABC):
     def list_keys(self, prefix: str) -> Iterator[BlobInfo]:
         """Every committed object whose key starts with `prefix`, in no particular order;
         never unfinished data (temp files, session data, pending multipart uploads)."""
+
+    def unfinished_writes(self) -> Iterator[UnfinishedWrite]:
+        """Every unfinished write, outside resumable sessions' own storage where the store
+        keeps it apart (the S3 store cannot: a session's multipart upload is listed too, and
+        the caller keeps those a session record names)."""
+        return iter(())
+
+    def discard_unfinished(self, write: UnfinishedWrite) -> None:
+        """Removes what `write` stored; gone already is not an error."""
+        raise FailedPrecondition("this blob store keeps no unfinished writes")
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:

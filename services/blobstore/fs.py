@@ -17,7 +17,7 @@ from stat import S_ISREG
 from typing import TYPE_CHECKING, BinaryIO
 
 from corral.errors import InvalidArgument, NotFound, OutOfRange
-from services.blobstore.base import BlobInfo, BlobStore, BlobWriter
+from services.blobstore.base import BlobInfo, BlobStore, BlobWriter, UnfinishedWrite
 from services.blobstore.dirsync import DirSyncer, fsync_dir
 from services.blobstore.keys import check_key
 
@@ -35,6 +35,7 @@ _fadvise = getattr(os, "posix_fadvise", None)
 _MAX_KNOWN_DIRS = 10_000
 _TMP_PREFIX = uuid.uuid4().hex[:16]
 _tmp_numbers = itertools.count()
+_TMP_NAME_PREFIXES = ("upload-", "probe-")
 _TMP_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
               | getattr(os, "O_CLOEXEC", 0))
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
@@ -164,7 +165,7 @@ class FsBlobStore(BlobStore):
         every container, not on every filesystem): tried once, on a throwaway file."""
         if not _O_TMPFILE or not os.path.isdir("/proc/self/fd"):
             return False
-        probe = self.tmp_dir / f"probe-{_TMP_PREFIX}{next(_tmp_numbers):x}"
+        probe = self.tmp_dir / f"{_TMP_NAME_PREFIXES[1]}{_TMP_PREFIX}{next(_tmp_numbers):x}"
         try:
             self._dir_fd = os.open(self.tmp_dir, os.O_RDONLY | os.O_DIRECTORY)
             weakref.finalize(self, os.close, self._dir_fd)
@@ -300,7 +301,7 @@ class FsBlobStore(BlobStore):
             return FsBlobWriter(self, final_path, fd, tmp_path)
 
     def _new_tmp_path(self) -> Path:
-        return self.tmp_dir / f"upload-{_TMP_PREFIX}{next(_tmp_numbers):x}"
+        return self.tmp_dir / f"{_TMP_NAME_PREFIXES[0]}{_TMP_PREFIX}{next(_tmp_numbers):x}"
 
     def session_storage(self) -> FsSessionStorage:
         from services.blobstore.fs_sessions import FsSessionStorage
@@ -402,6 +403,24 @@ class FsBlobStore(BlobStore):
                 except FileNotFoundError:  # deleted while walking
                     continue
                 yield BlobInfo(key, stat.st_size, stat.st_mtime)
+
+    def unfinished_writes(self) -> Iterator[UnfinishedWrite]:
+        """Named temporary files: unnamed ones vanish with their writer, but where the
+        filesystem has none (and from versions before them) a killed writer's file stays."""
+        for entry in os.scandir(self.tmp_dir):
+            if not entry.name.startswith(_TMP_NAME_PREFIXES):
+                continue
+            try:
+                stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # committed or aborted meanwhile
+                continue
+            if S_ISREG(stat.st_mode):
+                yield UnfinishedWrite("", entry.name, stat.st_size, stat.st_mtime)
+
+    def discard_unfinished(self, write: UnfinishedWrite) -> None:
+        if "/" in write.handle or not write.handle.startswith(_TMP_NAME_PREFIXES):
+            raise InvalidArgument(f"not a temporary file of this store: {write.handle!r}")
+        (self.tmp_dir / write.handle).unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
         path = self.path_for(key)

@@ -22,7 +22,7 @@ from minio.datatypes import Part
 from minio.error import S3Error
 
 from corral.errors import NotFound, OutOfRange
-from services.blobstore.base import BlobInfo, BlobStore, BlobWriter
+from services.blobstore.base import BlobInfo, BlobStore, BlobWriter, UnfinishedWrite
 from services.blobstore.keys import check_key
 
 if TYPE_CHECKING:
@@ -195,6 +195,51 @@ class S3BlobStore(BlobStore):
             if obj.is_dir or not obj.object_name or obj.object_name.startswith(RECORD_PREFIX):
                 continue
             yield BlobInfo(obj.object_name, int(obj.size or 0), _timestamp(obj.last_modified))
+
+    def unfinished_writes(self) -> Iterator[UnfinishedWrite]:
+        """Pending multipart uploads (sessions' too), each last written to when its newest
+        part arrived (its start if it has none): a live upload of any size sends a part
+        every part_size bytes, however long it runs."""
+        key_marker: str | None = None
+        upload_id_marker: str | None = None
+        while True:
+            page = self.client._list_multipart_uploads(
+                self.bucket, key_marker=key_marker, upload_id_marker=upload_id_marker)
+            for upload in page.uploads:
+                if upload.object_name and upload.upload_id:
+                    size, newest = self._parts_summary(upload.object_name, upload.upload_id)
+                    started = _timestamp(upload.initiated_time)
+                    yield UnfinishedWrite(upload.object_name, upload.upload_id, size,
+                                          max(started, newest))
+            if not page.is_truncated:
+                return
+            key_marker, upload_id_marker = page.next_key_marker, page.next_upload_id_marker
+
+    def _parts_summary(self, key: str, upload_id: str) -> tuple[int, float]:
+        """(bytes in parts, time of the newest part or 0)."""
+        size, newest = 0, 0.0
+        marker: str | None = None
+        while True:
+            try:
+                page = self.client._list_parts(self.bucket, key, upload_id,
+                                               part_number_marker=marker)
+            except S3Error as exc:
+                if exc.code == "NoSuchUpload":  # completed or aborted meanwhile
+                    return size, time.time()
+                raise
+            for part in page.parts:
+                size += part.size or 0
+                newest = max(newest, _timestamp(part.last_modified))
+            if not page.is_truncated:
+                return size, newest
+            marker = page.next_part_number_marker
+
+    def discard_unfinished(self, write: UnfinishedWrite) -> None:
+        try:
+            self.client._abort_multipart_upload(self.bucket, write.key, write.handle)
+        except S3Error as exc:
+            if exc.code != "NoSuchUpload":
+                raise
 
     def delete(self, key: str) -> None:
         try:

@@ -80,11 +80,13 @@ class CatalogConfig(MetadataLimitSettings, PathLimitSettings, ServerLimitSetting
     orphan_sweep_seconds: float = setting(
         "CORRAL_CATALOG_ORPHAN_SWEEP_SECONDS", 3600.0,
         "How often the catalog deletes orphan blobs (stored but referenced by no item, e.g. "
-        "after an upload whose registration failed); 0: never")
+        "after an upload whose registration failed) and unfinished writes of dead writers "
+        "(multipart uploads, temporary files); 0: never")
     orphan_grace_seconds: float = setting(
         "CORRAL_CATALOG_ORPHAN_GRACE_SECONDS", 6 * 3600.0,
-        "Only blobs older than this may be collected as orphans: keep it far above the "
-        "longest upload registration or preprocessing run")
+        "Only blobs older than this may be collected as orphans, and unfinished writes "
+        "untouched for this long discarded: keep it far above the longest upload "
+        "registration or preprocessing run")
 
     bootstrap_admin_key: str = setting(
         "CORRAL_BOOTSTRAP_ADMIN_KEY", "",

@@ -32,6 +32,12 @@ Why deleting is safe, i.e. never removes a blob an item refers to or is about to
 
 Anything unexpected (an unreadable session record, a database or store error) ends the
 sweep without deleting more; the next sweep starts over.
+
+The sweep also discards unfinished writes that a dead writer left (BlobStore.
+unfinished_writes: named temporary files, multipart uploads of one-call uploads) once nothing
+has been written to them for the grace period; a live upload writes at least every part
+(or its stream's idle limit ends it). Multipart uploads a session record names are kept:
+session TTL cleanup owns those.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from corral.errors import FailedPrecondition, NotFound
-from services.blobstore.base import BlobInfo, BlobStore
+from services.blobstore.base import BlobInfo, BlobStore, UnfinishedWrite
 from services.catalog.repository import Repository, Store
 
 log = logging.getLogger("corral.catalog.orphans")
@@ -68,6 +74,9 @@ class OrphanPolicy:
 class SweepResult:
     deleted: int = 0
     deleted_bytes: int = 0
+    # Unfinished writes of dead writers.
+    discarded: int = 0
+    discarded_bytes: int = 0
 
 
 def _batches(infos: Iterable[BlobInfo], size: int) -> Iterator[list[BlobInfo]]:
@@ -140,23 +149,41 @@ def _delete_if_still_orphaned(store: Store, blob_store: BlobStore, infos: list[B
 
 def sweep(store: Store, blob_store: BlobStore, grace_seconds: float,
           clock: Callable[[], float] = time.time) -> SweepResult:
-    """Deletes the orphan blobs older than `grace_seconds`; returns how many and their size."""
+    """Deletes the orphan blobs, and discards the unfinished writes, untouched for
+    `grace_seconds`; returns how many and their size."""
     cutoff = clock() - grace_seconds
+    abandoned = [write for write in blob_store.unfinished_writes() if write.modified < cutoff]
     candidates: list[BlobInfo] = []
     for batch in _batches(_old_objects(blob_store, cutoff), BATCH):
         candidates.extend(_unreferenced(store, batch))
         if len(candidates) >= MAX_CANDIDATES_PER_SWEEP:
             break
-    if not candidates:
+    if not candidates and not abandoned:
         return SweepResult()
+    # Read after both listings (see the module docstring, 2).
     in_sessions = session_blob_keys(blob_store)
+    discarded = _discard_unfinished(blob_store, abandoned, in_sessions)
     orphans = [info for info in candidates if info.key not in in_sessions]
     deleted = deleted_bytes = 0
     for batch in _batches(orphans, BATCH):
         result = _delete_if_still_orphaned(store, blob_store, batch, cutoff)
         deleted += result.deleted
         deleted_bytes += result.deleted_bytes
-    return SweepResult(deleted, deleted_bytes)
+    return SweepResult(deleted, deleted_bytes, discarded.discarded, discarded.discarded_bytes)
+
+
+def _discard_unfinished(blob_store: BlobStore, abandoned: list[UnfinishedWrite],
+                        in_sessions: set[str]) -> SweepResult:
+    count = size = 0
+    for write in abandoned:
+        if write.key and write.key in in_sessions:
+            continue
+        blob_store.discard_unfinished(write)
+        log.debug("discarded an unfinished write",
+                  extra={"key": write.key, "handle": write.handle, "bytes": write.size})
+        count += 1
+        size += write.size
+    return SweepResult(discarded=count, discarded_bytes=size)
 
 
 async def run_periodically(store: Store, blob_store: BlobStore, policy: OrphanPolicy) -> None:
@@ -168,6 +195,9 @@ async def run_periodically(store: Store, blob_store: BlobStore, policy: OrphanPo
             if result.deleted:
                 log.info("deleted orphan blobs", extra={"count": result.deleted,
                                                         "bytes": result.deleted_bytes})
+            if result.discarded:
+                log.info("discarded unfinished writes of dead writers",
+                         extra={"count": result.discarded, "bytes": result.discarded_bytes})
         except Exception:  # the database or the store may be briefly unreachable
             log.warning("orphan blob sweep failed", exc_info=True)
         await asyncio.sleep(policy.sweep_seconds)

@@ -109,3 +109,15 @@ def test_a_filesystem_without_unnamed_files_falls_back_to_named_ones(
     assert [p.name.startswith("upload-") for p in store.tmp_dir.iterdir()] == [True]
     writer.commit()
     assert every_file(store) == ["items/ds/a"]
+
+
+def test_only_the_stores_own_temporary_files_can_be_discarded(store: FsBlobStore) -> None:
+    from corral.errors import InvalidArgument
+    from services.blobstore.base import UnfinishedWrite
+
+    (store.root / "items").mkdir()
+    (store.root / "items" / "kept").write_bytes(b"k")
+    for handle in ("../items/kept", "kept", "upload-x/../../items/kept"):
+        with pytest.raises(InvalidArgument):
+            store.discard_unfinished(UnfinishedWrite("", handle, 0, 0.0))
+    assert (store.root / "items" / "kept").exists()

@@ -3,14 +3,22 @@ objects that no item and no resumable session references."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from blobstore.moto_s3 import moto_endpoint, s3_settings  # noqa: F401  (a fixture)
+from blobstore.moto_s3 import (  # noqa: F401  (moto_endpoint: a fixture)
+    TEST_PART_SIZE,
+    moto_endpoint,
+    pending_multipart_uploads,
+    s3_settings,
+)
 
 from services.blobstore import BlobStore, open_blob_store
+from services.blobstore.fs import FsBlobStore, FsBlobWriter
+from services.blobstore.s3 import S3BlobStore
 from services.catalog import orphans
 from services.catalog.app import open_database
 from services.catalog.datasets import create_dataset
@@ -126,3 +134,48 @@ def test_an_unreadable_session_record_deletes_nothing(store: Store,
     with pytest.raises(ValueError):
         orphans.sweep(store, blob_store, GRACE, clock=lambda: time.time() + LATER)
     assert blob_store.exists("items/ds/orphan")
+
+
+def dead_writer(blob_store: BlobStore, key: str) -> int:
+    """Starts a write and walks away from it, as a killed writer does; returns its size. On
+    the fs store it is a named temporary file (where the filesystem makes no unnamed ones);
+    on S3 a multipart upload with one part sent (and a byte more, which only the writer
+    held)."""
+    if isinstance(blob_store, FsBlobStore):
+        blob_store.unnamed_files = False
+        size = 1000
+    else:
+        size = TEST_PART_SIZE
+    writer = blob_store.open_writer(key)
+    writer.write(b"u" * (size if isinstance(blob_store, FsBlobStore) else size + 1))
+    if isinstance(writer, FsBlobWriter):
+        os.close(writer._fd)  # the descriptor dies with the process; the file stays
+    return size
+
+
+def pending(blob_store: BlobStore) -> list[str]:
+    if isinstance(blob_store, FsBlobStore):
+        return sorted(p.name for p in blob_store.tmp_dir.iterdir())
+    assert isinstance(blob_store, S3BlobStore)
+    return pending_multipart_uploads(blob_store.client, blob_store.bucket)
+
+
+def test_unfinished_writes_of_dead_writers_go_once_untouched_for_the_grace_period(
+        store: Store, blob_store: BlobStore) -> None:
+    size = dead_writer(blob_store, "items/ds/killed-mid-upload")
+    sessions = blob_store.session_storage()
+    session_key = "items/ds/session-blob"
+    sessions.create_data("c" * 32, session_key)
+    sessions.save_record("c" * 32, b'{"blob_key": "%s", "phase": "receiving"}'
+                         % session_key.encode())
+    before = pending(blob_store)
+    assert len(before) == (1 if isinstance(blob_store, FsBlobStore) else 2)
+
+    # Untouched for less than the grace period: it may be a live upload.
+    assert orphans.sweep(store, blob_store, GRACE) == orphans.SweepResult()
+    assert pending(blob_store) == before
+
+    result = orphans.sweep(store, blob_store, GRACE, clock=lambda: time.time() + LATER)
+    assert result == orphans.SweepResult(discarded=1, discarded_bytes=size)
+    # The session's multipart upload is its TTL cleanup's to remove, not the sweep's.
+    assert pending(blob_store) == ([] if isinstance(blob_store, FsBlobStore) else [session_key])

@@ -6,9 +6,22 @@ the test (only those are signalled); every wait is bounded."""
 
 from __future__ import annotations
 
+import json
+import os
+import threading
 from pathlib import Path
 
+import grpc
 import pytest
+from blobstore.moto_s3 import (
+    TEST_PART_SIZE,
+    minio_client,
+    object_keys,
+    pending_multipart_uploads,
+    s3_env,
+    s3_settings,
+)
+from limits.conftest import held_open
 
 from corral.catalog.v1 import catalog_service_pb2 as catalog_pb2
 from corral.catalog.v1 import catalog_service_pb2_grpc
@@ -17,7 +30,10 @@ from corral.errors import Unavailable
 from corral.launcher import ServiceProcess
 from corral.rpc import CHANNEL_OPTIONS, open_channel
 from corral.structs import dict_to_struct
+from corral.upload.v1 import upload_service_pb2 as upload_pb2
+from corral.upload.v1 import upload_service_pb2_grpc
 from services.blobstore.fs import FsBlobStore
+from upload.messages import upload_requests
 from upload.waiting import wait_for
 
 
@@ -104,3 +120,49 @@ def test_catalog_unreachable_when_a_blob_is_finished(service_factory, tmp_path: 
         wait_for(lambda: stored_keys(blobs) == referenced, "the late orphans to be collected")
         assert [i["id"] for i in client.list_items(photos, recursive=True)
                 if i["name"] == "retried.jpg"] == [first["id"]]
+
+
+def test_a_killed_upload_leaves_a_multipart_upload_that_the_sweep_discards(
+        service_factory, tmp_path: Path, moto_endpoint: str) -> None:
+    """SIGKILL the upload service while a one-call upload to S3 is between parts: its
+    multipart upload stays pending (nothing visible), and the catalog's sweep discards it
+    once untouched for the grace period, while a resumable session's upload stays."""
+    settings = s3_settings(moto_endpoint)
+    env = {"CORRAL_DATA_DIR": str(tmp_path / "data"), **s3_env(settings),
+           "CORRAL_CATALOG_ORPHAN_SWEEP_SECONDS": "0"}
+    catalog = service_factory("catalog", env=env)
+    upload = service_factory("upload", env={**env, "CORRAL_CATALOG_ADDR": catalog.addr})
+    s3 = minio_client(moto_endpoint)
+    with Client(catalog_addr=catalog.addr, upload_addr=upload.addr, timeout=10) as client:
+        dataset_id = client.create_dataset("big")["id"]
+    channel = open_channel(upload.addr, options=CHANNEL_OPTIONS)
+    stub = upload_service_pb2_grpc.UploadServiceStub(channel)
+    session_id = stub.StartResumableUpload(upload_pb2.StartResumableUploadRequest(
+        spec=upload_pb2.UploadSpec(dataset_id=dataset_id, name="session.bin")),
+        timeout=10).upload_id
+    data = os.urandom(3 * TEST_PART_SIZE)
+    spec = upload_pb2.UploadSpec(dataset_id=dataset_id, name="killed.bin")
+    release = threading.Event()
+    messages = list(upload_requests(spec, data))
+    held = held_open(messages[:len(messages) // 2], release)
+    call = stub.UploadItem.future(held, timeout=60)
+    wait_for(lambda: len(pending_multipart_uploads(s3, settings.s3_bucket)) == 2,
+             "the killed upload's multipart upload beside the session's")
+    upload.kill()
+    release.set()
+    with pytest.raises(grpc.RpcError):
+        call.result(timeout=30)
+    channel.close()
+    assert object_keys(s3, settings.s3_bucket) == [f"upload-sessions/{session_id}.json"]
+
+    catalog.stop()
+    service_factory("catalog", addr=catalog.addr, env={
+        **env, "CORRAL_CATALOG_ORPHAN_SWEEP_SECONDS": "3600",
+        "CORRAL_CATALOG_ORPHAN_GRACE_SECONDS": "0.001"})
+    wait_for(lambda: len(pending_multipart_uploads(s3, settings.s3_bucket)) == 1,
+             "the killed upload's multipart upload to be discarded")
+    [kept] = s3._list_multipart_uploads(settings.s3_bucket).uploads
+    assert kept.object_name != "" and "killed" not in kept.object_name
+    session = json.loads(s3.get_object(settings.s3_bucket,
+                                       f"upload-sessions/{session_id}.json").read())
+    assert kept.object_name == session["blob_key"]

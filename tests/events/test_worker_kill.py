@@ -127,6 +127,9 @@ def test_sigkill_one_of_three_workers_during_ingest(database, service_factory, t
     # One thumbnail per item, and nothing else: a re-run overwrote, never added.
     assert len(thumbnails) == ITEMS
     assert thumbnail_files(data_dir) == thumbnails
-    handled = sum(s.processed + s.skipped for s in stats) + at_kill.processed
-    assert handled >= ITEMS and all(s.failed == 0 for s in stats)
+    # The survivors took over and failed nothing. Counts cannot add up to ITEMS exactly: the
+    # victim's own count dies with it, and it may have finished (and acknowledged) more items
+    # between at_kill's reading and the kill; the metadata and thumbnails above are the check.
+    assert at_kill.processed >= 50
+    assert sum(s.processed for s in stats) > 0 and all(s.failed == 0 for s in stats)
     assert group.committed_cursor == group.head_cursor

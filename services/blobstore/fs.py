@@ -44,8 +44,9 @@ _UNNAMED_FLAGS = os.O_RDWR | _O_TMPFILE | getattr(os, "O_CLOEXEC", 0)
 
 
 class FsBlobWriter(BlobWriter):
-    """Streams into a temporary file; commit() fsyncs it, renames it to its key and fsyncs the
-    folder so the rename itself survives a crash."""
+    """Streams into a temporary file; commit() gives it its key (links an unnamed file, or
+    renames a named one), makes it durable, and fsyncs the folder so its entry survives a
+    crash too."""
 
     def __init__(self, store: FsBlobStore, final_path: Path, fd: int, tmp_path: Path | None,
                  offset: int = 0) -> None:

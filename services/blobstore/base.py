@@ -121,10 +121,11 @@ class BlobStore(abc.ABC):
         """Every committed object whose key starts with `prefix`, in no particular order;
         never unfinished data (temp files, session data, pending multipart uploads)."""
 
-    def unfinished_writes(self) -> Iterator[UnfinishedWrite]:
-        """Every unfinished write, outside resumable sessions' own storage where the store
-        keeps it apart (the S3 store cannot: a session's multipart upload is listed too, and
-        the caller keeps those a session record names)."""
+    def unfinished_writes(self, untouched_before: float) -> Iterator[UnfinishedWrite]:
+        """Every unfinished write last written to before `untouched_before` (Unix seconds),
+        outside resumable sessions' own storage where the store keeps it apart (the S3
+        store cannot: a session's multipart upload is listed too, and the caller keeps
+        those a session record names)."""
         return iter(())
 
     def discard_unfinished(self, write: UnfinishedWrite) -> None:

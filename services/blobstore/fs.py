@@ -405,7 +405,7 @@ class FsBlobStore(BlobStore):
                     continue
                 yield BlobInfo(key, stat.st_size, stat.st_mtime)
 
-    def unfinished_writes(self) -> Iterator[UnfinishedWrite]:
+    def unfinished_writes(self, untouched_before: float) -> Iterator[UnfinishedWrite]:
         """Named temporary files: unnamed ones vanish with their writer, but where the
         filesystem has none (and from versions before them) a killed writer's file stays."""
         for entry in os.scandir(self.tmp_dir):
@@ -415,7 +415,7 @@ class FsBlobStore(BlobStore):
                 stat = entry.stat(follow_symlinks=False)
             except FileNotFoundError:  # committed or aborted meanwhile
                 continue
-            if S_ISREG(stat.st_mode):
+            if S_ISREG(stat.st_mode) and stat.st_mtime < untouched_before:
                 yield UnfinishedWrite("", entry.name, stat.st_size, stat.st_mtime)
 
     def discard_unfinished(self, write: UnfinishedWrite) -> None:

@@ -196,19 +196,22 @@ class S3BlobStore(BlobStore):
                 continue
             yield BlobInfo(obj.object_name, int(obj.size or 0), _timestamp(obj.last_modified))
 
-    def unfinished_writes(self) -> Iterator[UnfinishedWrite]:
+    def unfinished_writes(self, untouched_before: float) -> Iterator[UnfinishedWrite]:
         """Pending multipart uploads (sessions' too), each last written to when its newest
         part arrived (its start if it has none): a live upload of any size sends a part
-        every part_size bytes, however long it runs."""
+        every part_size bytes, however long it runs. Only uploads started before
+        `untouched_before` have their parts listed: a later start is young already."""
         key_marker: str | None = None
         upload_id_marker: str | None = None
         while True:
             page = self.client._list_multipart_uploads(
                 self.bucket, key_marker=key_marker, upload_id_marker=upload_id_marker)
             for upload in page.uploads:
-                if upload.object_name and upload.upload_id:
-                    size, newest = self._parts_summary(upload.object_name, upload.upload_id)
-                    started = _timestamp(upload.initiated_time)
+                started = _timestamp(upload.initiated_time)
+                if not upload.object_name or not upload.upload_id or started >= untouched_before:
+                    continue
+                size, newest = self._parts_summary(upload.object_name, upload.upload_id)
+                if max(started, newest) < untouched_before:
                     yield UnfinishedWrite(upload.object_name, upload.upload_id, size,
                                           max(started, newest))
             if not page.is_truncated:

@@ -152,7 +152,7 @@ def sweep(store: Store, blob_store: BlobStore, grace_seconds: float,
     """Deletes the orphan blobs, and discards the unfinished writes, untouched for
     `grace_seconds`; returns how many and their size."""
     cutoff = clock() - grace_seconds
-    abandoned = [write for write in blob_store.unfinished_writes() if write.modified < cutoff]
+    abandoned = list(blob_store.unfinished_writes(untouched_before=cutoff))
     candidates: list[BlobInfo] = []
     for batch in _batches(_old_objects(blob_store, cutoff), BATCH):
         candidates.extend(_unreferenced(store, batch))

@@ -121,6 +121,13 @@ def _best_ms(work: Callable[[], None], rounds: int = 5) -> float:
     return best * 1000
 
 
+def settle_writeback() -> None:
+    """Writes out the dirty pages the benchmark's own setup left (input files, baselines'
+    unsynced output), so that the kernel's background writeback of them does not compete
+    with the next measured case for the disk and the CPU."""
+    os.sync()
+
+
 class Timer:
     def __enter__(self) -> Timer:
         self.start = time.perf_counter()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.common import Timer, cpu_seconds, record, running_services
+from bench.common import Timer, cpu_seconds, record, running_services, settle_writeback
 from bench.images import write_jpegs
 from corral.client import Client
 
@@ -98,6 +98,7 @@ class CpuMeter:
 def upload_case(client: Client, dataset: str, images: Path, count: int, streams: int,
                 services: dict) -> tuple[Timer, CpuMeter]:
     client.create_dataset(dataset)
+    settle_writeback()
     with CpuMeter(services) as cpu, Timer() as timer:
         summary = client.upload_paths([images], dataset, bulk_streams=streams)
     assert summary.ok and len(summary.created) == count, summary.counts()
@@ -147,6 +148,7 @@ def main() -> None:
               Client(services["catalog"].addr, services["upload"].addr,
                      services["preprocess"].addr) as client):
             client.create_dataset("bench-small")
+            settle_writeback()
             with CpuMeter(services) as cpu:
                 started = time.perf_counter()
                 summary = client.upload_paths([images], "bench-small",

@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
                                           config.orphan_grace_seconds),
                              catalog_limits)
     run("catalog", config.addr, register, security, grace=config.grace_seconds,
-        port_file=config.port_file, limits=server_limits)
+        port_file=config.port_file, limits=server_limits,
+        switch_interval_ms=config.switch_interval_ms)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ the server stopped accepting and in-flight calls finished. Both may be None.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -30,6 +29,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common.auth import Authenticator, AuthInterceptor, Need
 from services.common.errors_interceptor import ErrorInterceptor
+from services.common.interpreter import DEFAULT_SWITCH_INTERVAL_MS, tune_interpreter
 from services.common.limit_settings import ServerLimits
 from services.common.limits import limit_interceptors, server_options
 
@@ -128,23 +128,9 @@ async def serve(name: str, addr: str, register: Register, security: ServerSecuri
     await running.stop(grace)
 
 
-# Cyclic garbage collection after this many new container objects (Python's default: 700).
-# A request allocates hundreds (messages, dicts, futures) that reference counting frees, so at
-# 700 the collector ran a few hundred times per 5,000 uploaded items and took ~8 % of the
-# upload service's CPU (gc.callbacks, bench.small_images); cycles still get collected.
-GC_GEN0_THRESHOLD = 20_000
-
-
-def tune_garbage_collection() -> None:
-    """Called once everything is imported: the objects alive then (modules, classes,
-    descriptors) live as long as the process, so the collector stops scanning them."""
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
-
-
 def run(name: str, addr: str, register: Register, security: ServerSecurity, *, grace: float,
-        port_file: str = "", limits: ServerLimits | None = None) -> None:
-    tune_garbage_collection()
+        port_file: str = "", limits: ServerLimits | None = None,
+        switch_interval_ms: float = DEFAULT_SWITCH_INTERVAL_MS) -> None:
+    tune_interpreter(switch_interval_ms)
     asyncio.run(serve(name, addr, register, security, grace=grace, port_file=port_file,
                       limits=limits))

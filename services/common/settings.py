@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.config import setting
+from services.common.interpreter import DEFAULT_SWITCH_INTERVAL_MS
 from services.common.security import SecuritySettings
 from services.fetch.policy import FetchPolicy, parse_allow_rules
 
@@ -20,6 +21,10 @@ class CommonSettings(SecuritySettings):
                                    "On SIGTERM, how long in-flight calls may take to finish")
     port_file: str = setting("CORRAL_PORT_FILE", "",
                              "Write the bound port to this file (useful with port 0)")
+    switch_interval_ms: float = setting(
+        "CORRAL_SWITCH_INTERVAL_MS", DEFAULT_SWITCH_INTERVAL_MS,
+        "How long one Python thread may keep the interpreter lock while another waits for "
+        "it, in milliseconds (sys.setswitchinterval; Python's own default is 5)")
 
     @property
     def data_path(self) -> Path:

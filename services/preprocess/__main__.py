@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
 
     security = ServerSecurity(authenticator, NEEDS, config.server_tls())
     run("preprocess", config.addr, register, security, grace=config.grace_seconds,
-        port_file=config.port_file, limits=server_limits)
+        port_file=config.port_file, limits=server_limits,
+        switch_interval_ms=config.switch_interval_ms)
 
 
 if __name__ == "__main__":

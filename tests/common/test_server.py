@@ -16,6 +16,7 @@ from corral import errors
 from corral.rpc import open_aio_channel
 from services.common import server as runner
 from services.common.auth import Need
+from services.common.interpreter import set_switch_interval
 from services.common.remote_auth import OwnerAuthenticator
 
 SERVICE = "corral.test.v1.ProbeService"
@@ -131,7 +132,7 @@ def test_services_collect_garbage_less_often_and_skip_what_lives_forever() -> No
     # In a fresh interpreter: run() tunes the collector before it serves.
     script = (
         "import gc\n"
-        "from services.common.server import GC_GEN0_THRESHOLD, tune_garbage_collection\n"
+        "from services.common.interpreter import GC_GEN0_THRESHOLD, tune_garbage_collection\n"
         "before = gc.get_threshold()\n"
         "tune_garbage_collection()\n"
         "assert gc.get_threshold() == (GC_GEN0_THRESHOLD, *before[1:]), gc.get_threshold()\n"
@@ -142,3 +143,23 @@ def test_services_collect_garbage_less_often_and_skip_what_lives_forever() -> No
         "assert gc.collect() >= 1  # cycles are still collected\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+def test_services_let_waiting_threads_in_after_half_a_millisecond() -> None:
+    # In a fresh interpreter, as run() does before it serves.
+    script = (
+        "import sys\n"
+        "from services.common.interpreter import tune_interpreter\n"
+        "tune_interpreter()\n"
+        "assert sys.getswitchinterval() == 0.0005, sys.getswitchinterval()\n"
+        "tune_interpreter(2.0)\n"
+        "assert sys.getswitchinterval() == 0.002, sys.getswitchinterval()\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan")])
+def test_a_switch_interval_that_is_not_positive_stops_the_service_naming_the_setting(
+        value: float) -> None:
+    with pytest.raises(SystemExit, match="CORRAL_SWITCH_INTERVAL_MS"):
+        set_switch_interval(value)

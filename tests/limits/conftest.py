@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from blobstore.open_files import files_being_written
+from blobstore.open_files import stored_and_open_files
 from upload.conftest import Stack
 
 from services.blobstore import open_blob_store
@@ -51,8 +51,7 @@ def stored_files(stack: Stack) -> list[str]:
     writing too) and resumable sessions."""
     store = stack.store
     assert isinstance(store, FsBlobStore)
-    return sorted([str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file()]
-                  + files_being_written(stack.upload.proc.pid, store.tmp_dir))
+    return stored_and_open_files(store, stack.upload.proc.pid)
 
 
 def held_open(messages: Iterable[T], release: threading.Event) -> Iterator[T]:

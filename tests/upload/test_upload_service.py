@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from blobstore.moto_s3 import minio_client, object_keys, pending_multipart_uploads
-from blobstore.open_files import files_being_written
+from blobstore.open_files import stored_and_open_files
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from corral.catalog.v1 import resources_pb2
@@ -32,9 +32,7 @@ def stored_blobs(stack: Stack) -> list[str]:
     writing too) and pending multipart uploads."""
     store = stack.store
     if isinstance(store, FsBlobStore):
-        return sorted([str(p.relative_to(store.root)) for p in store.root.rglob("*")
-                       if p.is_file()]
-                      + files_being_written(stack.upload.proc.pid, store.tmp_dir))
+        return stored_and_open_files(store, stack.upload.proc.pid)
     assert isinstance(store, S3BlobStore)
     return (object_keys(store.client, store.bucket)
             + pending_multipart_uploads(store.client, store.bucket))
